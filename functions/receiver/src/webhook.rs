@@ -1,0 +1,274 @@
+//! The webhook pipeline: content type → size → authenticate → parse → event key → queue.
+//!
+//! The order matters: cheap refusals first, authentication before any parsing of the payload,
+//! and the 202 only after the queue has the event.
+
+use std::time::SystemTime;
+
+use genesys_relay::auth::{Keys, Scheme, SignedRequest};
+use genesys_relay::event::{self, EventKey};
+use genesys_relay::queue::{Envelope, Source};
+use genesys_relay::secrets::CachedSecret;
+use genesys_relay::telemetry::mask_phone;
+use genesys_relay::{Error, Rejection, Result};
+use http::HeaderMap;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::routing::Route;
+use crate::Deps;
+
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// One POST to a webhook route, as the handler saw it.
+pub struct Inbound<'a> {
+    /// Which webhook route.
+    pub route: Route,
+    /// The URL the sender called, as it signed it (Twilio signs the URL).
+    pub url: String,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// The raw body.
+    pub body: &'a [u8],
+    /// Fallback correlation id (the API Gateway request id).
+    pub request_id: Option<String>,
+}
+
+/// What was accepted, for the response and the log line.
+pub struct Accepted {
+    /// The event key returned to the sender.
+    pub event_key: EventKey,
+    /// The correlation id the message carries.
+    pub correlation_id: Option<String>,
+}
+
+/// Runs the pipeline; `Ok` means the queue has the event.
+pub async fn accept(inbound: Inbound<'_>, deps: &Deps) -> Result<Accepted> {
+    let content_type = media_type(inbound.headers)?;
+    check_content_type(inbound.route, &content_type)?;
+    let config = &deps.config;
+    if inbound.body.len() > config.max_body_bytes {
+        return Err(Error::rejected(
+            Rejection::PayloadTooLarge,
+            format!(
+                "body is {} bytes; the maximum is {}",
+                inbound.body.len(),
+                config.max_body_bytes
+            ),
+        ));
+    }
+    if !deps.queue.can_carry(inbound.body.len()) {
+        return Err(Error::rejected(
+            Rejection::PayloadTooLarge,
+            format!(
+                "body is {} bytes; the maximum without a claim-check bucket is {}",
+                inbound.body.len(),
+                config.claim_check_threshold_bytes
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(inbound.body)
+        .map_err(|_| Error::rejected(Rejection::BadRequest, "body is not valid UTF-8"))?;
+
+    let signed = SignedRequest {
+        url: &inbound.url,
+        headers: inbound.headers,
+        body: inbound.body,
+    };
+    match inbound.route {
+        Route::TwilioStatus => authenticate(&Scheme::Twilio, &deps.twilio_keys, &signed).await?,
+        _ => authenticate(&config.genesys_auth, &deps.genesys_keys, &signed).await?,
+    }
+
+    let parsed = parse(inbound.route, &content_type, text, inbound.headers, deps)?;
+    let correlation_id = parsed.correlation_id.or(inbound.request_id);
+    let envelope = Envelope {
+        group_id: parsed
+            .group_id
+            .unwrap_or_else(|| parsed.event_key.as_str().to_owned()),
+        event_key: parsed.event_key,
+        source: parsed.source,
+        received_at: OffsetDateTime::now_utc(),
+        content_type,
+        correlation_id: correlation_id.clone(),
+    };
+    deps.queue.send(&envelope, text.to_owned()).await?;
+    Ok(Accepted {
+        event_key: envelope.event_key,
+        correlation_id,
+    })
+}
+
+/// Verifies with the cached keys; after a mismatch, re-reads the secret once (rate-limited) in
+/// case it was rotated, and verifies again.
+async fn authenticate(
+    scheme: &Scheme,
+    secret: &CachedSecret<Keys>,
+    request: &SignedRequest<'_>,
+) -> Result<()> {
+    let keys = secret.current().await?;
+    let now = SystemTime::now();
+    match scheme.verify(request, &keys, now) {
+        Ok(()) => Ok(()),
+        Err(failure) if failure.may_be_rotation() => match secret.reread_after_failure().await? {
+            Some(fresh) => scheme.verify(request, &fresh, now).map_err(Error::from),
+            None => Err(failure.into()),
+        },
+        Err(failure) => Err(failure.into()),
+    }
+}
+
+/// The media type of the request, lower-cased and without parameters.
+fn media_type(headers: &HeaderMap) -> Result<String> {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            Error::rejected(
+                Rejection::UnsupportedMediaType,
+                "a Content-Type header is required",
+            )
+        })
+}
+
+fn is_json(media_type: &str) -> bool {
+    media_type == JSON || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+}
+
+fn check_content_type(route: Route, media_type: &str) -> Result<()> {
+    let ok = match route {
+        Route::GenesysWebhook => is_json(media_type),
+        Route::TwilioStatus => media_type == FORM || is_json(media_type),
+        Route::Health => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match route {
+        Route::TwilioStatus => "application/x-www-form-urlencoded or application/json",
+        _ => "application/json",
+    };
+    Err(Error::rejected(
+        Rejection::UnsupportedMediaType,
+        format!("{media_type} is not accepted here; send {expected}"),
+    ))
+}
+
+struct Parsed {
+    source: Source,
+    event_key: EventKey,
+    correlation_id: Option<String>,
+    group_id: Option<String>,
+}
+
+fn parse(
+    route: Route,
+    media_type: &str,
+    text: &str,
+    headers: &HeaderMap,
+    deps: &Deps,
+) -> Result<Parsed> {
+    if route == Route::TwilioStatus && media_type == FORM {
+        return parse_twilio_form(text);
+    }
+    let body: Value = serde_json::from_str(text).map_err(|e| {
+        Error::rejected(
+            Rejection::BadRequest,
+            format!("body is not valid JSON: {e}"),
+        )
+    })?;
+    let webhook_id = headers.get("webhook-id").and_then(|v| v.to_str().ok());
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match route {
+        Route::TwilioStatus => Ok(Parsed {
+            source: Source::TwilioStatus,
+            event_key: EventKey::digest(text.as_bytes()),
+            correlation_id: header("i-twilio-idempotency-token"),
+            group_id: None,
+        }),
+        _ => Ok(Parsed {
+            source: Source::GenesysWebhook,
+            event_key: deps
+                .config
+                .event_key
+                .derive(&body, webhook_id, text.as_bytes()),
+            correlation_id: event::correlation_id(&body)
+                .map(str::to_owned)
+                .or_else(|| header("inin-correlation-id"))
+                .or_else(|| header("x-correlation-id")),
+            group_id: event::conversation_id(&body).map(str::to_owned),
+        }),
+    }
+}
+
+/// A Twilio status callback: its key is the message and the status it reports, so a retried
+/// callback is recognised and a new status is not.
+fn parse_twilio_form(text: &str) -> Result<Parsed> {
+    let field = |name: &str| {
+        form_urlencoded::parse(text.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let missing =
+        |name: &str| Error::rejected(Rejection::BadRequest, format!("form has no {name}"));
+    let sid = field("MessageSid")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("MessageSid"))?;
+    let status = field("MessageStatus")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("MessageStatus"))?;
+    tracing::debug!(message_sid = %sid, status = %status, to = %mask_phone(&field("To").unwrap_or_default()), "twilio status callback");
+    Ok(Parsed {
+        source: Source::TwilioStatus,
+        event_key: EventKey::from_parts(&[sid.as_str(), status.as_str()]),
+        correlation_id: Some(sid.clone()),
+        group_id: Some(sid),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn content_types_are_checked_per_route() {
+        let check =
+            |route, ct: &str| check_content_type(route, &media_type(&headers(ct)).unwrap()).is_ok();
+        assert!(check(
+            Route::GenesysWebhook,
+            "application/json; charset=utf-8"
+        ));
+        assert!(check(Route::GenesysWebhook, "Application/Cloudevents+JSON"));
+        assert!(!check(Route::GenesysWebhook, "text/plain"));
+        assert!(!check(Route::GenesysWebhook, FORM));
+        assert!(check(Route::TwilioStatus, FORM));
+        assert!(!check(Route::TwilioStatus, "text/xml"));
+        assert!(media_type(&HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn a_twilio_callback_is_keyed_by_message_and_status() {
+        let parsed =
+            parse_twilio_form("MessageSid=SM123&MessageStatus=delivered&To=%2B14158675309")
+                .unwrap();
+        assert_eq!(parsed.event_key.as_str(), "SM123:delivered");
+        assert_eq!(parsed.group_id.as_deref(), Some("SM123"));
+        assert!(parse_twilio_form("MessageStatus=sent").is_err());
+        assert!(parse_twilio_form("MessageSid=SM1&MessageStatus=").is_err());
+    }
+}

@@ -1,0 +1,355 @@
+//! Typed configuration from the environment, checked once at init.
+//!
+//! Environment variables carry names, ARNs and endpoints, never secret values. A missing or
+//! malformed setting fails at init with a message naming the variable, so a bad deployment is
+//! caught by its first cold start instead of by its first event.
+
+use std::time::Duration;
+
+use crate::auth::{Bearer, Encoding, HmacHeader, Scheme};
+use crate::event::EventKeyRule;
+
+/// Largest body the receiver accepts unless `MAX_BODY_BYTES` says otherwise (1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Bodies above this size go to S3 and travel as a claim check: SQS takes at most 256 KiB,
+/// attributes included.
+pub const DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES: usize = 240 * 1024;
+/// Default age after which a cached secret is read again (the Powertools default).
+pub const DEFAULT_SECRETS_MAX_AGE: Duration = Duration::from_secs(300);
+/// Default least interval between forced re-reads of a secret after a failed verification.
+pub const DEFAULT_SECRETS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A setting that is missing or malformed; the message names the variable and never a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {name} {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Reads settings through a lookup function, so tests never mutate the process environment.
+pub struct Env<F>(F);
+
+impl Env<fn(&str) -> Option<String>> {
+    /// Settings from the process environment.
+    pub fn process() -> Self {
+        Env(|name| std::env::var(name).ok())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// Settings from any lookup (a map in tests).
+    pub fn from_fn(lookup: F) -> Self {
+        Env(lookup)
+    }
+
+    /// The value exactly as set, blank included (a blank value can mean "none").
+    pub fn raw(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+    }
+
+    /// The value when set and not blank.
+    pub fn optional(&self, name: &'static str) -> Option<String> {
+        self.raw(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The value, or an error naming the variable.
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError {
+            name,
+            problem: "is required but not set".into(),
+        })
+    }
+
+    /// A parsed value, or the default when unset.
+    pub fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse().map_err(|_| ConfigError {
+                name,
+                problem: format!("must be {expected} (got {raw:?})"),
+            }),
+        }
+    }
+
+    /// A whole number of seconds, or the default.
+    pub fn seconds(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        self.parsed(name, default.as_secs(), "a whole number of seconds")
+            .map(Duration::from_secs)
+    }
+}
+
+/// How secrets are cached; shared by every function that reads Secrets Manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretsPolicy {
+    /// Age after which a cached value is read again (`SECRETS_MAX_AGE_SECS`).
+    pub max_age: Duration,
+    /// Least interval between re-reads forced by a failed verification
+    /// (`SECRETS_REFRESH_MIN_INTERVAL_SECS`), so bad requests cannot hammer Secrets Manager.
+    pub refresh_min_interval: Duration,
+}
+
+impl SecretsPolicy {
+    /// Reads the policy, with the documented defaults.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            max_age: env.seconds("SECRETS_MAX_AGE_SECS", DEFAULT_SECRETS_MAX_AGE)?,
+            refresh_min_interval: env.seconds(
+                "SECRETS_REFRESH_MIN_INTERVAL_SECS",
+                DEFAULT_SECRETS_REFRESH_INTERVAL,
+            )?,
+        })
+    }
+}
+
+impl Default for SecretsPolicy {
+    fn default() -> Self {
+        Self {
+            max_age: DEFAULT_SECRETS_MAX_AGE,
+            refresh_min_interval: DEFAULT_SECRETS_REFRESH_INTERVAL,
+        }
+    }
+}
+
+/// Everything the receiver needs to know, validated.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    /// The main queue (`QUEUE_URL`); a `.fifo` URL turns on message groups and deduplication ids.
+    pub queue_url: String,
+    /// Bucket for claim checks of bodies too large for SQS (`CLAIM_CHECK_BUCKET`); without it such
+    /// bodies are refused with 413.
+    pub claim_check_bucket: Option<String>,
+    /// Largest accepted body (`MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Bodies above this size go to S3 (`CLAIM_CHECK_THRESHOLD_BYTES`).
+    pub claim_check_threshold_bytes: usize,
+    /// How Genesys webhooks authenticate (`GENESYS_WEBHOOK_AUTH` and its options).
+    pub genesys_auth: Scheme,
+    /// The secret holding the Genesys webhook key(s) (`GENESYS_WEBHOOK_SECRET_ARN`).
+    pub genesys_secret_arn: String,
+    /// The secret holding the Twilio auth token(s) (`TWILIO_SECRET_ARN`).
+    pub twilio_secret_arn: String,
+    /// The public URL prefix Twilio calls (`PUBLIC_BASE_URL`), needed behind a custom domain;
+    /// without it the URL is rebuilt from the request's Host header.
+    pub public_base_url: Option<String>,
+    /// How the dedup key is derived from a Genesys webhook body (`EVENT_KEY_POINTERS`).
+    pub event_key: EventKeyRule,
+    /// Secret caching (`SECRETS_MAX_AGE_SECS`, `SECRETS_REFRESH_MIN_INTERVAL_SECS`).
+    pub secrets: SecretsPolicy,
+}
+
+impl ReceiverConfig {
+    /// Reads and validates every receiver setting.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let max_body_bytes = env.parsed(
+            "MAX_BODY_BYTES",
+            DEFAULT_MAX_BODY_BYTES,
+            "a number of bytes",
+        )?;
+        if max_body_bytes == 0 {
+            return Err(ConfigError {
+                name: "MAX_BODY_BYTES",
+                problem: "must be greater than 0".into(),
+            });
+        }
+        let claim_check_threshold_bytes = env.parsed(
+            "CLAIM_CHECK_THRESHOLD_BYTES",
+            DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES,
+            "a number of bytes",
+        )?;
+        if claim_check_threshold_bytes == 0 || claim_check_threshold_bytes > 256 * 1024 {
+            return Err(ConfigError {
+                name: "CLAIM_CHECK_THRESHOLD_BYTES",
+                problem: "must be between 1 and 262144 (the SQS message limit)".into(),
+            });
+        }
+        let public_base_url = env
+            .optional("PUBLIC_BASE_URL")
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_base_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError {
+                    name: "PUBLIC_BASE_URL",
+                    problem: format!("must be an absolute http(s) URL (got {url:?})"),
+                });
+            }
+        }
+        Ok(Self {
+            queue_url: env.required("QUEUE_URL")?,
+            claim_check_bucket: env.optional("CLAIM_CHECK_BUCKET"),
+            max_body_bytes,
+            claim_check_threshold_bytes,
+            genesys_auth: genesys_auth(env)?,
+            genesys_secret_arn: env.required("GENESYS_WEBHOOK_SECRET_ARN")?,
+            twilio_secret_arn: env.required("TWILIO_SECRET_ARN")?,
+            public_base_url,
+            event_key: EventKeyRule::parse(
+                env.optional("EVENT_KEY_POINTERS").as_deref().unwrap_or(""),
+            )
+            .map_err(|problem| ConfigError {
+                name: "EVENT_KEY_POINTERS",
+                problem,
+            })?,
+            secrets: SecretsPolicy::from_env(env)?,
+        })
+    }
+}
+
+/// The Genesys route's scheme: `hmac` (default), `standard-webhooks`, `basic` or `bearer`.
+fn genesys_auth<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Scheme, ConfigError> {
+    let scheme = env
+        .optional("GENESYS_WEBHOOK_AUTH")
+        .unwrap_or_else(|| "hmac".into());
+    match scheme.as_str() {
+        "hmac" => {
+            let default = HmacHeader::genesys_open_messaging();
+            let header = match env.optional("GENESYS_HMAC_HEADER") {
+                None => default.header,
+                Some(name) => header_name("GENESYS_HMAC_HEADER", &name)?,
+            };
+            let encoding = match env.optional("GENESYS_HMAC_ENCODING").as_deref() {
+                None => default.encoding,
+                Some("base64") => Encoding::Base64,
+                Some("hex") => Encoding::Hex,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "GENESYS_HMAC_ENCODING",
+                        problem: format!("must be base64 or hex (got {other:?})"),
+                    })
+                }
+            };
+            // Unset keeps the Open Messaging prefix; "none" means the header holds the bare digest.
+            let prefix = match env.raw("GENESYS_HMAC_PREFIX") {
+                None => default.prefix,
+                Some(p) if p.trim().is_empty() || p.trim() == "none" => None,
+                Some(p) => Some(p.trim().to_owned()),
+            };
+            Ok(Scheme::HmacHeader(HmacHeader {
+                header,
+                encoding,
+                prefix,
+            }))
+        }
+        "standard-webhooks" => Ok(Scheme::StandardWebhooks),
+        "basic" => Ok(Scheme::Basic),
+        "bearer" => {
+            let header = match env.optional("GENESYS_BEARER_HEADER") {
+                None => http::header::AUTHORIZATION,
+                Some(name) => header_name("GENESYS_BEARER_HEADER", &name)?,
+            };
+            Ok(Scheme::Bearer(Bearer { header }))
+        }
+        other => Err(ConfigError {
+            name: "GENESYS_WEBHOOK_AUTH",
+            problem: format!(
+                "must be one of hmac, standard-webhooks, basic, bearer (got {other:?})"
+            ),
+        }),
+    }
+}
+
+fn header_name(name: &'static str, raw: &str) -> Result<http::HeaderName, ConfigError> {
+    http::HeaderName::from_bytes(raw.as_bytes()).map_err(|_| ConfigError {
+        name,
+        problem: format!("is not a valid HTTP header name (got {raw:?})"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Env::from_fn(move |k| map.get(k).cloned())
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("QUEUE_URL", "http://localhost/q"),
+        ("GENESYS_WEBHOOK_SECRET_ARN", "arn:g"),
+        ("TWILIO_SECRET_ARN", "arn:t"),
+    ];
+
+    #[test]
+    fn minimal_settings_take_the_documented_defaults() {
+        let config = ReceiverConfig::from_env(&env(MINIMAL)).unwrap();
+        assert_eq!(config.max_body_bytes, 1_048_576);
+        assert_eq!(config.claim_check_threshold_bytes, 245_760);
+        assert_eq!(config.secrets, SecretsPolicy::default());
+        assert!(config.claim_check_bucket.is_none());
+        match config.genesys_auth {
+            Scheme::HmacHeader(h) => {
+                assert_eq!(h.header.as_str(), "x-hub-signature-256");
+                assert_eq!(h.prefix.as_deref(), Some("sha256="));
+            }
+            other => panic!("expected hmac, got {}", other.name()),
+        }
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let err = ReceiverConfig::from_env(&env(&MINIMAL[1..])).unwrap_err();
+        assert_eq!(err.name, "QUEUE_URL");
+        assert!(err.to_string().contains("QUEUE_URL is required"), "{err}");
+    }
+
+    #[test]
+    fn malformed_values_are_named_with_what_was_expected() {
+        for (name, value) in [
+            ("MAX_BODY_BYTES", "lots"),
+            ("MAX_BODY_BYTES", "0"),
+            ("CLAIM_CHECK_THRESHOLD_BYTES", "300000"),
+            ("GENESYS_WEBHOOK_AUTH", "magic"),
+            ("GENESYS_HMAC_ENCODING", "base32"),
+            ("GENESYS_HMAC_HEADER", "bad header"),
+            ("SECRETS_MAX_AGE_SECS", "-1"),
+            ("PUBLIC_BASE_URL", "example.com"),
+            ("EVENT_KEY_POINTERS", "eventBody/id"),
+        ] {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.push((name, value));
+            let err = ReceiverConfig::from_env(&env(&pairs)).unwrap_err();
+            assert_eq!(err.name, name, "{err}");
+        }
+    }
+
+    #[test]
+    fn hmac_options_and_bearer_header_are_read() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            ("GENESYS_HMAC_HEADER", "X-Signature"),
+            ("GENESYS_HMAC_ENCODING", "hex"),
+            ("GENESYS_HMAC_PREFIX", ""),
+        ]);
+        match ReceiverConfig::from_env(&env(&pairs)).unwrap().genesys_auth {
+            Scheme::HmacHeader(h) => {
+                assert_eq!(h.header.as_str(), "x-signature");
+                assert_eq!(h.encoding, Encoding::Hex);
+                assert_eq!(h.prefix, None);
+            }
+            other => panic!("expected hmac, got {}", other.name()),
+        }
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            ("GENESYS_WEBHOOK_AUTH", "bearer"),
+            ("GENESYS_BEARER_HEADER", "X-Api-Key"),
+        ]);
+        match ReceiverConfig::from_env(&env(&pairs)).unwrap().genesys_auth {
+            Scheme::Bearer(b) => assert_eq!(b.header.as_str(), "x-api-key"),
+            other => panic!("expected bearer, got {}", other.name()),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The one error taxonomy of genesys-relay.
+//!
+//! Every failure in the product is one of three kinds, and the kind alone decides what happens next:
+//! a [`Error::Rejected`] request is answered 4xx and never retried, a [`Error::Retryable`] failure is
+//! answered 503 (or retried from the queue), and a [`Error::Permanent`] failure is dead-lettered with
+//! its reason. Nothing else in the code base decides between those outcomes.
+
+use std::time::Duration;
+
+/// Why a client's request was refused; each maps to one HTTP status and a stable error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The request is malformed (bad JSON, bad form, not UTF-8).
+    BadRequest,
+    /// Authentication failed or was missing.
+    Unauthorized,
+    /// No such route.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The body is larger than the configured maximum.
+    PayloadTooLarge,
+    /// The content type is not the one the route accepts.
+    UnsupportedMediaType,
+}
+
+impl Rejection {
+    /// The HTTP status that answers this rejection.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+        }
+    }
+
+    /// The machine-readable code put in error bodies, stable across releases.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+        }
+    }
+}
+
+/// A failure, classified by what must happen next.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The client's mistake: answer 4xx, never retry.
+    #[error("{message}")]
+    Rejected {
+        /// Which rejection, hence which status and code.
+        kind: Rejection,
+        /// A message safe to show the client (no secrets, no signatures).
+        message: String,
+    },
+    /// A passing failure of ours or a dependency's: the sender (or the queue) must try again.
+    #[error("{message}")]
+    Retryable {
+        /// What failed, for logs.
+        message: String,
+        /// How long to wait before trying again, when the failing party said so.
+        retry_after: Option<Duration>,
+    },
+    /// A failure that no retry will fix: dead-letter it with this reason.
+    #[error("{message}")]
+    Permanent {
+        /// What failed, for logs and the dead-letter reason.
+        message: String,
+    },
+}
+
+impl Error {
+    /// A client-side rejection with a message the client will see.
+    pub fn rejected(kind: Rejection, message: impl Into<String>) -> Self {
+        Self::Rejected {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A passing failure with no hint of when to retry.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self::Retryable {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A failure that retrying cannot fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::Permanent {
+            message: message.into(),
+        }
+    }
+
+    /// The short class name used in logs, metrics and dead-letter attributes.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Rejected { .. } => "rejected",
+            Self::Retryable { .. } => "retryable",
+            Self::Permanent { .. } => "permanent",
+        }
+    }
+}
+
+/// Result with the product's error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_rejection_has_a_distinct_4xx_status_and_code() {
+        let all = [
+            Rejection::BadRequest,
+            Rejection::Unauthorized,
+            Rejection::NotFound,
+            Rejection::MethodNotAllowed,
+            Rejection::PayloadTooLarge,
+            Rejection::UnsupportedMediaType,
+        ];
+        let statuses: std::collections::BTreeSet<_> = all.iter().map(|r| r.status()).collect();
+        let codes: std::collections::BTreeSet<_> = all.iter().map(|r| r.code()).collect();
+        assert_eq!(statuses.len(), all.len());
+        assert_eq!(codes.len(), all.len());
+        assert!(all.iter().all(|r| (400..500).contains(&r.status())));
+    }
+
+    #[test]
+    fn class_names_follow_the_variant() {
+        assert_eq!(
+            Error::rejected(Rejection::BadRequest, "x").class(),
+            "rejected"
+        );
+        assert_eq!(Error::retryable("x").class(), "retryable");
+        assert_eq!(Error::permanent("x").class(), "permanent");
+    }
+}

@@ -1,0 +1,247 @@
+//! Secret values from Secrets Manager, cached and rotation-aware.
+//!
+//! Values are read with `VersionStage=AWSCURRENT` explicitly, kept for a bounded age, and parsed
+//! once into typed values. After a failed verification a caller may force one re-read, at most once
+//! per interval, so a rotated secret takes effect within seconds while bad requests cannot hammer
+//! Secrets Manager. Values are `SecretString`s: they cannot be printed by accident.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::auth::Keys;
+use crate::config::SecretsPolicy;
+use crate::error::{Error, Result};
+
+/// Turns a raw secret string into a typed value; errors name fields, never values.
+pub type Parser<T> = fn(&SecretString) -> Result<T>;
+
+/// One secret, cached as its parsed value.
+pub struct CachedSecret<T> {
+    client: aws_sdk_secretsmanager::Client,
+    arn: String,
+    policy: SecretsPolicy,
+    parse: Parser<T>,
+    state: Mutex<State<T>>,
+}
+
+struct State<T> {
+    value: Option<(Arc<T>, Instant)>,
+    last_forced: Option<Instant>,
+}
+
+impl<T> CachedSecret<T> {
+    /// A cache for the secret `arn`; nothing is read until first use.
+    pub fn new(
+        client: aws_sdk_secretsmanager::Client,
+        arn: impl Into<String>,
+        policy: SecretsPolicy,
+        parse: Parser<T>,
+    ) -> Self {
+        Self {
+            client,
+            arn: arn.into(),
+            policy,
+            parse,
+            state: Mutex::new(State {
+                value: None,
+                last_forced: None,
+            }),
+        }
+    }
+
+    /// The current value, read again once it is older than the policy's max age. Concurrent
+    /// callers wait for one read instead of each making their own.
+    pub async fn current(&self) -> Result<Arc<T>> {
+        let mut state = self.state.lock().await;
+        if let Some((value, fetched_at)) = &state.value {
+            if fetched_at.elapsed() < self.policy.max_age {
+                return Ok(Arc::clone(value));
+            }
+        }
+        self.refresh(&mut state).await
+    }
+
+    /// Reads the secret again after a verification failed with the cached value, unless a forced
+    /// read happened within the policy's interval; `None` means "not now, keep the answer".
+    pub async fn reread_after_failure(&self) -> Result<Option<Arc<T>>> {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        if !may_force(state.last_forced, now, self.policy.refresh_min_interval) {
+            return Ok(None);
+        }
+        state.last_forced = Some(now);
+        self.refresh(&mut state).await.map(Some)
+    }
+
+    async fn refresh(&self, state: &mut State<T>) -> Result<Arc<T>> {
+        let raw = fetch(&self.client, &self.arn).await?;
+        let value = Arc::new(
+            (self.parse)(&raw)
+                .map_err(|e| Error::permanent(format!("secret {}: {e}", self.arn)))?,
+        );
+        state.value = Some((Arc::clone(&value), Instant::now()));
+        Ok(value)
+    }
+}
+
+fn may_force(last_forced: Option<Instant>, now: Instant, interval: std::time::Duration) -> bool {
+    last_forced.is_none_or(|at| now.duration_since(at) >= interval)
+}
+
+/// Reads the `AWSCURRENT` version of a secret. Not found or not a string is a deployment error
+/// (permanent); anything else may pass (retryable).
+pub async fn fetch(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<SecretString> {
+    let output = client
+        .get_secret_value()
+        .secret_id(arn)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .map_err(|e| {
+            let service = e.as_service_error();
+            if service.is_some_and(|s| s.is_resource_not_found_exception()) {
+                Error::permanent(format!("secret {arn} does not exist"))
+            } else {
+                Error::retryable(format!(
+                    "could not read secret {arn}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                ))
+            }
+        })?;
+    output
+        .secret_string
+        .map(SecretString::from)
+        .ok_or_else(|| Error::permanent(format!("secret {arn} holds no string value")))
+}
+
+/// Parses JSON into `T`, reporting only which field is missing or mistyped, never a value.
+pub fn parse_json<T: for<'de> Deserialize<'de>>(raw: &SecretString) -> Result<T> {
+    serde_json::from_str(raw.expose_secret()).map_err(|e| {
+        let message = e.to_string();
+        let what = match message.find("missing field") {
+            Some(at) => message[at..]
+                .split(" at line")
+                .next()
+                .unwrap_or("missing field")
+                .to_owned(),
+            None => format!(
+                "is not JSON of the expected shape (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        };
+        Error::permanent(what)
+    })
+}
+
+/// Keys of a webhook route: the secret is either one bare value, or `{"secrets": ["new", "old"]}`
+/// while rotating.
+pub fn webhook_keys(raw: &SecretString) -> Result<Keys> {
+    #[derive(Deserialize)]
+    struct Rotating {
+        secrets: Vec<SecretString>,
+    }
+    let text = raw.expose_secret().trim();
+    let secrets = if text.starts_with('{') {
+        parse_json::<Rotating>(raw)?.secrets
+    } else {
+        vec![SecretString::from(text.to_owned())]
+    };
+    if secrets.iter().any(|s| s.expose_secret().is_empty()) || secrets.is_empty() {
+        return Err(Error::permanent("holds an empty key"));
+    }
+    Ok(Keys {
+        secrets,
+        shared_keys: BTreeMap::new(),
+    })
+}
+
+/// Keys for Twilio's signatures, from the Twilio credentials secret: the primary `authToken`, an
+/// optional `secondaryAuthToken` (during a token rotation) and optional `sharedKeys` by id.
+pub fn twilio_webhook_keys(raw: &SecretString) -> Result<Keys> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct TwilioSigning {
+        auth_token: SecretString,
+        #[serde(default)]
+        secondary_auth_token: Option<SecretString>,
+        #[serde(default)]
+        shared_keys: BTreeMap<String, SecretString>,
+    }
+    let parsed: TwilioSigning = parse_json(raw)?;
+    let secrets: Vec<SecretString> = std::iter::once(parsed.auth_token)
+        .chain(parsed.secondary_auth_token)
+        .filter(|s| !s.expose_secret().is_empty())
+        .collect();
+    if secrets.is_empty() {
+        return Err(Error::permanent("field `authToken` is empty"));
+    }
+    Ok(Keys {
+        secrets,
+        shared_keys: parsed.shared_keys,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn secret(s: &str) -> SecretString {
+        SecretString::from(s.to_owned())
+    }
+
+    #[test]
+    fn forced_rereads_are_limited_to_one_per_interval() {
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        assert!(may_force(None, now, minute));
+        assert!(!may_force(Some(now), now + Duration::from_secs(59), minute));
+        assert!(may_force(Some(now), now + minute, minute));
+    }
+
+    #[test]
+    fn webhook_keys_accept_a_bare_value_or_a_rotation_list() {
+        assert_eq!(webhook_keys(&secret("s3cret")).unwrap().secrets.len(), 1);
+        let keys = webhook_keys(&secret(r#"{"secrets": ["new", "old"]}"#)).unwrap();
+        let values: Vec<_> = keys
+            .secrets
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect();
+        assert_eq!(values, ["new", "old"]);
+        assert!(webhook_keys(&secret(r#"{"secrets": []}"#)).is_err());
+        assert!(webhook_keys(&secret(r#"{"secrets": [""]}"#)).is_err());
+    }
+
+    #[test]
+    fn twilio_keys_take_both_tokens_and_shared_keys() {
+        let keys = twilio_webhook_keys(&secret(
+            r#"{"accountSid":"AC1","authToken":"t1","secondaryAuthToken":"t2","sharedKeys":{"KS1":"k"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(keys.secrets.len(), 2);
+        assert_eq!(keys.shared_keys.keys().collect::<Vec<_>>(), ["KS1"]);
+    }
+
+    #[test]
+    fn parse_errors_name_the_field_and_never_the_value() {
+        let err = twilio_webhook_keys(&secret(r#"{"accountSid":"AC-very-secret"}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("authToken"), "{err}");
+        let err = twilio_webhook_keys(&secret(r#"{"authToken": 12345678}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("12345678"), "{err}");
+        let err = webhook_keys(&secret(r#"{"secrets": "hunter2-value"}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,70 @@
+//! Every file in `events/` deserializes into its handler's input type, and the handlers take it.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use eventbridge_handler::GenesysEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use relay_tests::sample_event;
+
+fn event_files() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("events/")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn every_sample_event_is_its_handlers_input() {
+    let files = event_files();
+    assert!(files.len() >= 7, "{files:?}");
+    for name in files {
+        let text = sample_event(&name);
+        if name.starts_with("receiver-") {
+            let request =
+                lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(request.method(), "POST", "{name}");
+        } else if name.starts_with("processor-") {
+            let event: SqsEvent =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let response = processor::handle(LambdaEvent::new(event, Context::default()))
+                .await
+                .unwrap();
+            assert!(response.batch_item_failures.is_empty(), "{name} decodes");
+        } else if name.starts_with("eventbridge-") {
+            let event: GenesysEvent =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                event.source.starts_with("aws.partner/genesys.com/cloud/"),
+                "{name}"
+            );
+            assert!(event.detail.event_time().is_some(), "{name}");
+            eventbridge_handler::handle(LambdaEvent::new(event, Context::default()))
+                .await
+                .unwrap();
+        } else {
+            panic!("{name}: name it after its function (receiver-, processor-, eventbridge-)");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_undecodable_record_is_reported_as_a_batch_item_failure() {
+    let mut event: SqsEvent =
+        serde_json::from_str(&sample_event("processor-sqs-batch.json")).unwrap();
+    let mut broken = event.records[0].clone();
+    broken.message_id = Some("broken-1".into());
+    broken.message_attributes.clear();
+    event.records.push(broken);
+    let response = processor::handle(LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, ["broken-1"]);
+}
