@@ -133,9 +133,13 @@ impl QueueSender {
         }
     }
 
-    /// Whether a body of `len` bytes can be queued at all (inline, or through a claim check).
-    pub fn can_carry(&self, len: usize) -> bool {
-        len <= self.inline_max || self.claim_checks.is_some()
+    /// The largest body this sender can queue, given the receiver's own `limit`: without a
+    /// claim-check bucket, nothing larger than one SQS message.
+    pub fn max_body(&self, limit: usize) -> usize {
+        match self.claim_checks {
+            Some(_) => limit,
+            None => limit.min(self.inline_max),
+        }
     }
 
     /// Stores one event; returns only once SQS has accepted it.

@@ -3,9 +3,11 @@
 //! The server binary is `$MOTO_SERVER`, else the project's `.venv/bin/moto_server` (installed by
 //! `scripts/tools.sh`), else `moto_server` on the PATH.
 
+use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -31,18 +33,26 @@ fn moto_binary() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// A port free now and never handed out before in this process, so parallel tests never race
+/// for the same one.
+pub fn free_port() -> u16 {
+    static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if TAKEN.lock().expect("port registry").insert(port) {
+            return port;
+        }
+    }
 }
 
 impl LocalAws {
     /// Starts a server and waits (at most 30 s) until it accepts connections.
     pub async fn start() -> Self {
         let port = free_port();
-        let child = Command::new(moto_binary())
+        let mut child = Command::new(moto_binary())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -57,6 +67,12 @@ impl LocalAws {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // The port answers; make sure it is our server that does.
+        let exited = child.try_wait().expect("moto_server status");
+        assert!(
+            exited.is_none(),
+            "moto_server exited ({exited:?}): port {port} was taken"
+        );
         let sdk = genesys_relay::aws::local(&endpoint).await;
         Self {
             child,

@@ -269,6 +269,15 @@ async fn a_body_too_large_for_sqs_travels_as_a_claim_check_in_s3() {
         .expect("object");
     let stored = object.body.collect().await.unwrap().into_bytes();
     assert_eq!(stored.as_ref(), body.as_bytes());
+
+    // Without a claim-check bucket the same body cannot be carried: 413, and nothing stored.
+    let mut settings = stack.deps.config.clone();
+    settings.claim_check_bucket = None;
+    let without_bucket = Deps::new(settings, &stack.aws.sdk);
+    let response = handle(genesys_post(&body), &without_bucket).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(error_code(&response), "payload_too_large");
+    assert!(stack.aws.messages(&stack.queue_url).await.is_empty());
 }
 
 #[tokio::test]

@@ -84,6 +84,7 @@ pub async fn handle(request: Request, deps: &Deps) -> Response<Body> {
         }
     };
     if route == Route::Health {
+        tracing::debug!(route = route.path(), status = 200, "healthy");
         return response::healthy();
     }
     let inbound = Inbound {

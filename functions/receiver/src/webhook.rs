@@ -47,24 +47,13 @@ pub struct Accepted {
 pub async fn accept(inbound: Inbound<'_>, deps: &Deps) -> Result<Accepted> {
     let content_type = media_type(inbound.headers)?;
     check_content_type(inbound.route, &content_type)?;
-    let config = &deps.config;
-    if inbound.body.len() > config.max_body_bytes {
+    let limit = deps.queue.max_body(deps.config.max_body_bytes);
+    if inbound.body.len() > limit {
         return Err(Error::rejected(
             Rejection::PayloadTooLarge,
             format!(
-                "body is {} bytes; the maximum is {}",
-                inbound.body.len(),
-                config.max_body_bytes
-            ),
-        ));
-    }
-    if !deps.queue.can_carry(inbound.body.len()) {
-        return Err(Error::rejected(
-            Rejection::PayloadTooLarge,
-            format!(
-                "body is {} bytes; the maximum without a claim-check bucket is {}",
-                inbound.body.len(),
-                config.claim_check_threshold_bytes
+                "body is {} bytes; the maximum is {limit}",
+                inbound.body.len()
             ),
         ));
     }
@@ -78,7 +67,7 @@ pub async fn accept(inbound: Inbound<'_>, deps: &Deps) -> Result<Accepted> {
     };
     match inbound.route {
         Route::TwilioStatus => authenticate(&Scheme::Twilio, &deps.twilio_keys, &signed).await?,
-        _ => authenticate(&config.genesys_auth, &deps.genesys_keys, &signed).await?,
+        _ => authenticate(&deps.config.genesys_auth, &deps.genesys_keys, &signed).await?,
     }
 
     let parsed = parse(inbound.route, &content_type, text, inbound.headers, deps)?;
