@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::auth::{Bearer, Encoding, HmacHeader, Scheme};
 use crate::event::EventKeyRule;
+use crate::genesys::GenesysEndpoints;
+use crate::rules::Rules;
 
 /// Largest body the receiver accepts unless `MAX_BODY_BYTES` says otherwise (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -172,17 +174,7 @@ impl ReceiverConfig {
                 problem: "must be between 1 and 262144 (the SQS message limit)".into(),
             });
         }
-        let public_base_url = env
-            .optional("PUBLIC_BASE_URL")
-            .map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(url) = &public_base_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(ConfigError {
-                    name: "PUBLIC_BASE_URL",
-                    problem: format!("must be an absolute http(s) URL (got {url:?})"),
-                });
-            }
-        }
+        let public_base_url = url(env, "PUBLIC_BASE_URL")?;
         Ok(Self {
             queue_url: env.required("QUEUE_URL")?,
             claim_check_bucket: env.optional("CLAIM_CHECK_BUCKET"),
@@ -351,5 +343,150 @@ mod tests {
             Scheme::Bearer(b) => assert_eq!(b.header.as_str(), "x-api-key"),
             other => panic!("expected bearer, got {}", other.name()),
         }
+    }
+}
+
+/// Settings every function that runs actions needs (the processor and the EventBridge handler).
+#[derive(Debug, Clone)]
+pub struct ActionsConfig {
+    /// The state table (`TABLE_NAME`): idempotency records, SMS ledger, opt-outs.
+    pub table_name: String,
+    /// Twilio credentials secret (`TWILIO_SECRET_ARN`).
+    pub twilio_secret_arn: String,
+    /// Twilio API base (`TWILIO_API_BASE`), overridable for tests.
+    pub twilio_api_base: String,
+    /// Genesys OAuth client secret (`GENESYS_SECRET_ARN`).
+    pub genesys_secret_arn: String,
+    /// Genesys API and login endpoints (`GENESYS_REGION`, `GENESYS_API_BASE`, `GENESYS_LOGIN_BASE`).
+    pub genesys: GenesysEndpoints,
+    /// The receiver's public status URL given to Twilio (`STATUS_CALLBACK_URL`).
+    pub status_callback_url: Option<String>,
+    /// How long an action's result is remembered (`IDEMPOTENCY_WINDOW_SECS`).
+    pub idempotency_window: Duration,
+    /// How long an SMS ledger record lives (`SMS_RECORD_TTL_SECS`).
+    pub sms_record_ttl: Duration,
+    /// What triggers what (`RULES` inline JSON or `RULES_FILE`).
+    pub rules: Rules,
+    /// Secret caching.
+    pub secrets: SecretsPolicy,
+}
+
+impl ActionsConfig {
+    /// Reads and validates the action settings.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let region = env
+            .optional("GENESYS_REGION")
+            .unwrap_or_else(|| "mypurecloud.com".into());
+        let genesys = GenesysEndpoints::for_region(&region)
+            .map_err(|problem| ConfigError {
+                name: "GENESYS_REGION",
+                problem,
+            })?
+            .with_overrides(
+                url(env, "GENESYS_API_BASE")?,
+                url(env, "GENESYS_LOGIN_BASE")?,
+            );
+        let rules = match (env.optional("RULES"), env.optional("RULES_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    name: "RULES",
+                    problem: "and RULES_FILE are both set; set one".into(),
+                })
+            }
+            (Some(json), None) => Rules::parse(&json).map_err(|problem| ConfigError {
+                name: "RULES",
+                problem,
+            })?,
+            (None, Some(path)) => {
+                let json = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                    name: "RULES_FILE",
+                    problem: format!("cannot be read ({path}): {e}"),
+                })?;
+                Rules::parse(&json).map_err(|problem| ConfigError {
+                    name: "RULES_FILE",
+                    problem,
+                })?
+            }
+            (None, None) => Rules::default(),
+        };
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            twilio_secret_arn: env.required("TWILIO_SECRET_ARN")?,
+            twilio_api_base: url(env, "TWILIO_API_BASE")?
+                .unwrap_or_else(|| "https://api.twilio.com".into()),
+            genesys_secret_arn: env.required("GENESYS_SECRET_ARN")?,
+            genesys,
+            status_callback_url: url(env, "STATUS_CALLBACK_URL")?,
+            idempotency_window: env.seconds(
+                "IDEMPOTENCY_WINDOW_SECS",
+                crate::idempotency::DEFAULT_WINDOW,
+            )?,
+            sms_record_ttl: env
+                .seconds("SMS_RECORD_TTL_SECS", Duration::from_secs(7 * 24 * 3600))?,
+            rules,
+            secrets: SecretsPolicy::from_env(env)?,
+        })
+    }
+}
+
+/// The processor's settings.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// The queue it consumes (`QUEUE_URL`), for visibility backoff.
+    pub queue_url: String,
+    /// Where permanent failures go, with their reason (`DLQ_URL`).
+    pub dlq_url: String,
+    /// Records processed at once (`PROCESSOR_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Longest visibility backoff after a retryable failure (`MAX_BACKOFF_SECS`).
+    pub max_backoff: Duration,
+    /// Action settings.
+    pub actions: ActionsConfig,
+}
+
+impl ProcessorConfig {
+    /// Reads and validates the processor settings.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let concurrency = env.parsed(
+            "PROCESSOR_CONCURRENCY",
+            10_usize,
+            "a whole number from 1 to 100",
+        )?;
+        if !(1..=100).contains(&concurrency) {
+            return Err(ConfigError {
+                name: "PROCESSOR_CONCURRENCY",
+                problem: "must be from 1 to 100".into(),
+            });
+        }
+        let max_backoff = env.seconds("MAX_BACKOFF_SECS", Duration::from_secs(900))?;
+        if max_backoff > Duration::from_secs(43_200) {
+            return Err(ConfigError {
+                name: "MAX_BACKOFF_SECS",
+                problem: "must be at most 43200 (the SQS visibility limit)".into(),
+            });
+        }
+        Ok(Self {
+            queue_url: env.required("QUEUE_URL")?,
+            dlq_url: env.required("DLQ_URL")?,
+            concurrency,
+            max_backoff,
+            actions: ActionsConfig::from_env(env)?,
+        })
+    }
+}
+
+fn url<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match env.optional(name) {
+        Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+            Ok(Some(u.trim_end_matches('/').to_owned()))
+        }
+        Some(u) => Err(ConfigError {
+            name,
+            problem: format!("must be an absolute http(s) URL (got {u:?})"),
+        }),
+        None => Ok(None),
     }
 }

@@ -1,12 +1,20 @@
 //! Shared core of genesys-relay: everything the receiver, processor and EventBridge handler share.
 
+pub mod actions;
 pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod genesys;
+pub mod http;
+pub mod idempotency;
 pub mod queue;
+pub mod rules;
 pub mod secrets;
+pub mod sms_store;
+pub mod table;
 pub mod telemetry;
+pub mod twilio;
 
 pub use error::{Error, Rejection, Result};

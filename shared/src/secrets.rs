@@ -31,6 +31,8 @@ pub struct CachedSecret<T> {
 
 struct State<T> {
     value: Option<(Arc<T>, Instant)>,
+    /// Set when a downstream refused the cached value: it must not be served again.
+    invalidated: bool,
     last_forced: Option<Instant>,
 }
 
@@ -49,21 +51,39 @@ impl<T> CachedSecret<T> {
             parse,
             state: Mutex::new(State {
                 value: None,
+                invalidated: false,
                 last_forced: None,
             }),
         }
     }
 
     /// The current value, read again once it is older than the policy's max age. Concurrent
-    /// callers wait for one read instead of each making their own.
+    /// callers wait for one read instead of each making their own. When Secrets Manager cannot be
+    /// reached but a value that was never refused is cached, that value is kept (with a warning).
     pub async fn current(&self) -> Result<Arc<T>> {
         let mut state = self.state.lock().await;
         if let Some((value, fetched_at)) = &state.value {
-            if fetched_at.elapsed() < self.policy.max_age {
+            if !state.invalidated && fetched_at.elapsed() < self.policy.max_age {
                 return Ok(Arc::clone(value));
             }
         }
-        self.refresh(&mut state).await
+        match self.refresh(&mut state).await {
+            Ok(value) => Ok(value),
+            Err(error @ Error::Retryable { .. }) => match &state.value {
+                Some((value, _)) if !state.invalidated => {
+                    tracing::warn!(secret = %self.arn, reason = %error, "Secrets Manager unreachable; keeping the cached value");
+                    Ok(Arc::clone(value))
+                }
+                _ => Err(error),
+            },
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Marks the cached value as refused by a downstream (an HTTP 401): the next [`Self::current`]
+    /// reads the secret again, so a rotated credential is picked up on the first retry.
+    pub async fn invalidate(&self) {
+        self.state.lock().await.invalidated = true;
     }
 
     /// Reads the secret again after a verification failed with the cached value, unless a forced
@@ -85,6 +105,7 @@ impl<T> CachedSecret<T> {
                 .map_err(|e| Error::permanent(format!("secret {}: {e}", self.arn)))?,
         );
         state.value = Some((Arc::clone(&value), Instant::now()));
+        state.invalidated = false;
         Ok(value)
     }
 }

@@ -11,6 +11,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
+
+pub mod fakes;
 
 /// A running moto server, killed on drop.
 pub struct LocalAws {
@@ -116,6 +119,43 @@ impl LocalAws {
             .expect("queue url")
     }
 
+    /// A DynamoDB client.
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    /// Creates the state table as the template defines it (`pk`/`sk` strings, on demand).
+    pub async fn table(&self, name: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let attribute = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute definition")
+        };
+        let key = |n: &str, t| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+                .expect("key")
+        };
+        self.dynamodb()
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("pk"))
+            .attribute_definitions(attribute("sk"))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .send()
+            .await
+            .expect("create table");
+    }
+
     /// Creates a bucket.
     pub async fn bucket(&self, name: &str) {
         self.s3()
@@ -161,6 +201,60 @@ impl LocalAws {
             all.extend(batch);
         }
     }
+}
+
+impl LocalAws {
+    /// Receives what is visible on a queue (hidden for `visibility_secs` afterwards) as the SQS
+    /// event Lambda would hand the processor.
+    pub async fn receive_batch(&self, queue_url: &str, visibility_secs: i32) -> SqsEvent {
+        let out = self
+            .sqs()
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility_secs)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive");
+        let mut event = SqsEvent::default();
+        event.records = out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(lambda_record)
+            .collect();
+        event
+    }
+}
+
+/// A received SQS message in the shape of a Lambda SQS event record.
+pub fn lambda_record(message: aws_sdk_sqs::types::Message) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = message.message_id;
+    record.receipt_handle = message.receipt_handle;
+    record.body = message.body;
+    record.md5_of_body = message.md5_of_body;
+    record.event_source = Some("aws:sqs".into());
+    record.attributes = message
+        .attributes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value))
+        .collect();
+    record.message_attributes = message
+        .message_attributes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| {
+            let mut attribute = SqsMessageAttribute::default();
+            attribute.string_value = value.string_value;
+            attribute.data_type = Some(value.data_type);
+            (name, attribute)
+        })
+        .collect();
+    record
 }
 
 impl Drop for LocalAws {

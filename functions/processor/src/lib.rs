@@ -1,44 +1,183 @@
-//! The processor: reads the main queue in batches and reports partial batch failures.
+//! The processor: runs the actions for each queued event, concurrently with a bound, and reports
+//! partial batch failures.
 //!
-//! This release decodes each message's envelope and logs it; a message that does not decode is
-//! reported as a batch item failure, so the queue's redrive policy moves it to the DLQ after
-//! `maxReceiveCount` receives instead of it being dropped. The actions run here once they land.
+//! A retryable failure reports the record failed (SQS delivers it again) after stretching its
+//! visibility with a jittered exponential backoff; a permanent one sends it to the DLQ with its
+//! reason and acknowledges it, so a poison message never blocks its batch. On a FIFO queue, once a
+//! record of a message group fails, the rest of that group in the batch is reported failed too, so
+//! order within the group holds.
 
+pub mod backoff;
+pub mod dead_letter;
+pub mod record;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use genesys_relay::queue::{self, Envelope};
+use futures_util::stream::{self, StreamExt};
+use genesys_relay::actions::ActionDeps;
+use genesys_relay::config::ProcessorConfig;
+use genesys_relay::idempotency::Idempotency;
+use genesys_relay::{telemetry, Error};
 use lambda_runtime::LambdaEvent;
 
-/// Handles one batch; only undecodable records are reported failed.
+/// Clients and settings built once per cold start.
+pub struct Deps {
+    /// Validated settings.
+    pub config: ProcessorConfig,
+    /// For visibility backoff and the DLQ.
+    pub sqs: aws_sdk_sqs::Client,
+    /// For claim checks.
+    pub s3: aws_sdk_s3::Client,
+    /// Idempotency claims.
+    pub idempotency: Idempotency,
+    /// What the actions use.
+    pub actions: ActionDeps,
+}
+
+impl Deps {
+    /// Builds every client from one AWS configuration and one HTTP client.
+    pub fn new(config: ProcessorConfig, aws: &SdkConfig, http: reqwest::Client) -> Self {
+        Self {
+            sqs: aws_sdk_sqs::Client::new(aws),
+            s3: genesys_relay::aws::s3_client(aws),
+            idempotency: Idempotency::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.actions.table_name.clone(),
+                config.actions.idempotency_window,
+            ),
+            actions: ActionDeps::new(&config.actions, aws, http),
+            config,
+        }
+    }
+}
+
+/// Lease used when the invocation has no deadline (tests, local runs).
+const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// Handles one batch; returns the records SQS must deliver again.
 pub async fn handle(
     event: LambdaEvent<SqsEvent>,
+    deps: &Deps,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let lease = remaining(event.context.deadline);
+    let groups = message_groups(&event.payload.records);
+    let failed: Vec<String> = stream::iter(groups)
+        .map(|group| process_group(group, deps, lease))
+        .buffer_unordered(deps.config.concurrency)
+        .flat_map(stream::iter)
+        .collect()
+        .await;
     let mut response = SqsBatchResponse::default();
-    for record in &event.payload.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        match decode(record) {
-            Ok(envelope) => tracing::info!(
-                message_id = %id,
-                event_key = %envelope.event_key,
-                source = envelope.source.as_str(),
-                correlation_id = envelope.correlation_id.as_deref().unwrap_or(""),
-                "decoded"
-            ),
-            Err(error) => {
-                tracing::error!(message_id = %id, class = error.class(), reason = %error, "undecodable message");
-                response.add_failure(id);
-            }
-        }
+    for id in failed {
+        response.add_failure(id);
     }
     Ok(response)
 }
 
-fn decode(record: &SqsMessage) -> genesys_relay::Result<Envelope> {
-    let body = record.body.as_deref().unwrap_or_default();
-    let attribute = |name: &str| {
-        record
-            .message_attributes
-            .get(name)
-            .and_then(|a| a.string_value.clone())
+fn remaining(deadline_ms: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    match deadline_ms.checked_sub(now) {
+        Some(left) if deadline_ms > 0 => Duration::from_millis(left),
+        _ => DEFAULT_LEASE,
+    }
+}
+
+/// Records in batch order, grouped by FIFO message group; on a standard queue every record is
+/// its own group.
+pub fn message_groups(records: &[SqsMessage]) -> Vec<Vec<&SqsMessage>> {
+    let mut groups: Vec<(Option<&str>, Vec<&SqsMessage>)> = Vec::new();
+    for record in records {
+        match record.attributes.get("MessageGroupId").map(String::as_str) {
+            Some(group) => match groups.iter_mut().find(|(g, _)| *g == Some(group)) {
+                Some((_, members)) => members.push(record),
+                None => groups.push((Some(group), vec![record])),
+            },
+            None => groups.push((None, vec![record])),
+        }
+    }
+    groups.into_iter().map(|(_, members)| members).collect()
+}
+
+/// Processes a group in order; returns the message ids to report failed.
+async fn process_group(group: Vec<&SqsMessage>, deps: &Deps, lease: Duration) -> Vec<String> {
+    let mut failed = Vec::new();
+    for record in group {
+        let id = record.message_id.clone().unwrap_or_default();
+        if !failed.is_empty() {
+            tracing::info!(message_id = %id, "earlier record of its message group failed; deferred");
+            failed.push(id);
+            continue;
+        }
+        if !settle(record, deps, lease).await {
+            failed.push(id);
+        }
+    }
+    failed
+}
+
+/// Runs one record; `true` when it is done with (succeeded, or dead-lettered with its reason).
+async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> bool {
+    let id = record.message_id.as_deref().unwrap_or_default();
+    let failure = match record::process(record, deps, lease).await {
+        Ok(()) => return true,
+        Err(failure) => failure,
     };
-    queue::decode(body, attribute).map(|(envelope, _payload)| envelope)
+    match &failure.error {
+        Error::Retryable { retry_after, .. } => {
+            let delay = backoff::visibility_delay(
+                record::receive_count(record),
+                *retry_after,
+                deps.config.max_backoff,
+                fastrand::f64(),
+            );
+            tracing::warn!(message_id = %id, action = failure.action, reason = %failure.error, retry_in_secs = delay.as_secs(), "will retry");
+            telemetry::count_outcome("processor", failure.action, "retry");
+            delay_visibility(record, delay, deps).await;
+            false
+        }
+        Error::Permanent { .. } | Error::Rejected { .. } => {
+            match dead_letter::send(
+                &deps.sqs,
+                &deps.config.dlq_url,
+                record,
+                failure.action,
+                &failure.error,
+            )
+            .await
+            {
+                Ok(()) => {
+                    tracing::error!(message_id = %id, action = failure.action, class = failure.error.class(), reason = %failure.error, "dead-lettered");
+                    telemetry::count_outcome("processor", failure.action, "dead-lettered");
+                    true
+                }
+                Err(error) => {
+                    tracing::error!(message_id = %id, reason = %error, "could not dead-letter; will retry");
+                    false
+                }
+            }
+        }
+    }
+}
+
+async fn delay_visibility(record: &SqsMessage, delay: Duration, deps: &Deps) {
+    let Some(receipt) = record.receipt_handle.as_deref() else {
+        return;
+    };
+    let result = deps
+        .sqs
+        .change_message_visibility()
+        .queue_url(&deps.config.queue_url)
+        .receipt_handle(receipt)
+        .visibility_timeout(delay.as_secs().min(43_200) as i32)
+        .send()
+        .await;
+    if let Err(e) = result {
+        // The message still comes back, after the queue's own visibility timeout.
+        tracing::warn!(reason = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not delay the retry");
+    }
 }

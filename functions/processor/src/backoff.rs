@@ -1,0 +1,50 @@
+//! How long a message stays invisible after a retryable failure.
+
+use std::time::Duration;
+
+/// The first delay; each further receive doubles it.
+pub const BASE: Duration = Duration::from_secs(2);
+
+/// Exponential backoff from the receive count, with "equal jitter" (half fixed, half random, so
+/// retries of one burst spread out yet never come back at once), capped, and never shorter than
+/// what the failing party asked for with Retry-After. `random` is in `[0, 1)`.
+pub fn visibility_delay(
+    receive_count: u32,
+    retry_after: Option<Duration>,
+    cap: Duration,
+    random: f64,
+) -> Duration {
+    let exponent = receive_count.saturating_sub(1).min(20);
+    let full = BASE.saturating_mul(1 << exponent).min(cap);
+    let jittered = full / 2 + full.mul_f64(random.clamp(0.0, 1.0) / 2.0);
+    jittered.max(retry_after.unwrap_or_default()).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAP: Duration = Duration::from_secs(900);
+
+    #[test]
+    fn delays_double_per_receive_within_the_jitter_band() {
+        for receive in 1..=6 {
+            let full = BASE * (1 << (receive - 1));
+            assert_eq!(visibility_delay(receive, None, CAP, 0.0), full / 2);
+            assert_eq!(visibility_delay(receive, None, CAP, 1.0), full);
+        }
+    }
+
+    #[test]
+    fn the_cap_bounds_everything_and_retry_after_is_a_floor() {
+        assert_eq!(visibility_delay(40, None, CAP, 1.0), CAP);
+        assert_eq!(
+            visibility_delay(1, Some(Duration::from_secs(30)), CAP, 0.0),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            visibility_delay(1, Some(Duration::from_secs(5000)), CAP, 0.0),
+            CAP
+        );
+    }
+}

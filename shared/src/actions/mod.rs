@@ -1,0 +1,106 @@
+//! The actions: small, idempotent units run by the processor and the EventBridge handler.
+//!
+//! Each returns an [`Outcome`] (stored as the idempotency result and counted in metrics) or an
+//! error whose class decides retry or dead-letter.
+
+pub mod delivery_status;
+pub mod sms_on_wrapup;
+
+use std::collections::BTreeMap;
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::config::ActionsConfig;
+use crate::genesys::{GenesysClient, GenesysCredentials};
+use crate::rules::Rules;
+use crate::secrets::CachedSecret;
+use crate::sms_store::SmsStore;
+use crate::twilio::{TwilioClient, TwilioCredentials};
+
+/// Clients and rules the actions share; built once per cold start.
+pub struct ActionDeps {
+    /// Twilio Messages API.
+    pub twilio: TwilioClient,
+    /// Genesys Cloud API.
+    pub genesys: GenesysClient,
+    /// SMS ledger and opt-outs.
+    pub sms: SmsStore,
+    /// What triggers what.
+    pub rules: Rules,
+    /// The receiver's public Twilio status URL, given to Twilio as `StatusCallback`.
+    pub status_callback_url: Option<String>,
+}
+
+impl ActionDeps {
+    /// Builds every client once, from the settings, one AWS configuration and one HTTP client.
+    pub fn new(config: &ActionsConfig, aws: &SdkConfig, http: reqwest::Client) -> Self {
+        let secrets = aws_sdk_secretsmanager::Client::new(aws);
+        let twilio_credentials = Arc::new(CachedSecret::new(
+            secrets.clone(),
+            config.twilio_secret_arn.clone(),
+            config.secrets,
+            TwilioCredentials::parse,
+        ));
+        let genesys_credentials = Arc::new(CachedSecret::new(
+            secrets,
+            config.genesys_secret_arn.clone(),
+            config.secrets,
+            GenesysCredentials::parse,
+        ));
+        Self {
+            twilio: TwilioClient::new(
+                http.clone(),
+                config.twilio_api_base.clone(),
+                twilio_credentials,
+            ),
+            genesys: GenesysClient::new(http, config.genesys.clone(), genesys_credentials),
+            sms: SmsStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.table_name.clone(),
+                config.sms_record_ttl,
+            ),
+            rules: config.rules.clone(),
+            status_callback_url: config.status_callback_url.clone(),
+        }
+    }
+}
+
+/// How an action ended, for logs, metrics and repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Short label: `sent`, `rejected`, `written`, `stale`, `ignored`...
+    pub label: &'static str,
+    /// A detail safe to log (a message sid, a reason); never a phone number.
+    pub detail: String,
+}
+
+impl Outcome {
+    /// An outcome with a detail.
+    pub fn new(label: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            label,
+            detail: detail.into(),
+        }
+    }
+
+    /// The form stored as the idempotency result.
+    pub fn stored(&self) -> String {
+        format!("{}:{}", self.label, self.detail)
+    }
+}
+
+/// Participant attributes under the configured prefix, stamped with `updatedAt`.
+pub fn status_attributes(prefix: &str, pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let now = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    pairs
+        .iter()
+        .map(|(k, v)| (format!("{prefix}{k}"), (*v).to_owned()))
+        .chain(std::iter::once((format!("{prefix}updatedAt"), now)))
+        .collect()
+}

@@ -1,0 +1,292 @@
+//! Which events trigger which actions: wrap-up codes with their message templates, where the
+//! customer's number is, and how delivery status is written back.
+//!
+//! Rules are JSON, from `RULES` (inline) or `RULES_FILE` (a path), checked at init: an unknown
+//! field, a template with an unknown placeholder or a sender that is not exactly one of `from` /
+//! `messagingServiceSid` stops the function with a message naming it.
+//!
+//! ```json
+//! {"smsOnWrapup": {
+//!     "templates": {"ININ-OUTBOUND-NO-ANSWER": "Sorry we missed you, {{contact.firstName}}. Reply to this text to talk."},
+//!     "messagingServiceSid": "MG0123456789abcdef0123456789abcdef"},
+//!  "deliveryStatus": {"attributePrefix": "sms."}}
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Where the customer's number is looked for, in order, unless `numberPointers` says otherwise:
+/// the `.outbound` event's `addressTo` / `dnis` (EventBridge shape or flat), then a plain field.
+pub const DEFAULT_NUMBER_POINTERS: &[&str] = &[
+    "/eventBody/addressTo",
+    "/eventBody/dnis",
+    "/addressTo",
+    "/dnis",
+    "/customerNumber",
+    "/contact/phone",
+];
+
+/// Placeholders a template may use.
+pub const PLACEHOLDERS: &[&str] = &["wrapupCode", "conversationId", "campaignId"];
+
+/// All rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rules {
+    /// Text the customer when a call wraps up with a listed code; absent means never.
+    #[serde(default)]
+    pub sms_on_wrapup: Option<SmsOnWrapup>,
+    /// How delivery status is written onto the conversation.
+    #[serde(default)]
+    pub delivery_status: DeliveryStatus,
+}
+
+/// The SMS-on-wrap-up rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SmsOnWrapup {
+    /// Wrap-up code (dialer `ININ-OUTBOUND-*` or org-defined, as the event carries it) → template.
+    pub templates: BTreeMap<String, String>,
+    /// JSON pointers tried in order for the customer's number.
+    #[serde(default = "default_number_pointers")]
+    pub number_pointers: Vec<String>,
+    /// Sender number (E.164); exclusive with `messaging_service_sid`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Twilio Messaging Service (`MG...`); exclusive with `from`.
+    #[serde(default)]
+    pub messaging_service_sid: Option<String>,
+}
+
+/// The delivery-status rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeliveryStatus {
+    /// Prefix of the participant attributes written (`sms.` gives `sms.status`, ...).
+    #[serde(default = "default_prefix")]
+    pub attribute_prefix: String,
+}
+
+impl Default for DeliveryStatus {
+    fn default() -> Self {
+        Self {
+            attribute_prefix: default_prefix(),
+        }
+    }
+}
+
+fn default_prefix() -> String {
+    "sms.".to_owned()
+}
+
+fn default_number_pointers() -> Vec<String> {
+    DEFAULT_NUMBER_POINTERS
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect()
+}
+
+impl Rules {
+    /// Parses and checks rules; the error says what is wrong and where, never a value.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let rules: Rules =
+            serde_json::from_str(json).map_err(|e| format!("rules are not valid: {e}"))?;
+        if let Some(sms) = &rules.sms_on_wrapup {
+            sms.check()?;
+        }
+        Ok(rules)
+    }
+}
+
+impl SmsOnWrapup {
+    fn check(&self) -> Result<(), String> {
+        if self.templates.is_empty() {
+            return Err("smsOnWrapup.templates lists no wrap-up code".into());
+        }
+        for (code, template) in &self.templates {
+            if template.trim().is_empty() {
+                return Err(format!("smsOnWrapup.templates[{code:?}] is empty"));
+            }
+            for name in placeholders(template) {
+                let known = PLACEHOLDERS.contains(&name)
+                    || name.strip_prefix("contact.").is_some_and(|f| !f.is_empty());
+                if !known {
+                    return Err(format!(
+                        "smsOnWrapup.templates[{code:?}] uses {{{{{name}}}}}; known: {}, contact.<field>",
+                        PLACEHOLDERS.join(", ")
+                    ));
+                }
+            }
+        }
+        if let Some(bad) = self.number_pointers.iter().find(|p| !p.starts_with('/')) {
+            return Err(format!(
+                "smsOnWrapup.numberPointers holds {bad:?}, which is not a JSON pointer"
+            ));
+        }
+        match (&self.from, &self.messaging_service_sid) {
+            (Some(_), None) | (None, Some(_)) => Ok(()),
+            _ => Err("smsOnWrapup needs exactly one of from and messagingServiceSid".into()),
+        }
+    }
+
+    /// The template for a wrap-up code, when that code is configured.
+    pub fn template_for(&self, wrapup_code: &str) -> Option<&str> {
+        self.templates.get(wrapup_code).map(String::as_str)
+    }
+
+    /// The customer's number in a body: the first pointer that holds one (a `tel:` prefix removed).
+    pub fn customer_number(&self, body: &Value) -> Option<String> {
+        self.number_pointers.iter().find_map(|p| {
+            let raw = body.pointer(p)?.as_str()?.trim();
+            let number = raw.strip_prefix("tel:").unwrap_or(raw).trim();
+            (!number.is_empty()).then(|| number.to_owned())
+        })
+    }
+}
+
+/// What a template is filled with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TemplateValues<'a> {
+    /// The wrap-up code.
+    pub wrapup_code: &'a str,
+    /// The conversation id.
+    pub conversation_id: &'a str,
+    /// The outbound campaign id, when known.
+    pub campaign_id: Option<&'a str>,
+    /// Contact-list fields, when the event carries them.
+    pub contact: Option<&'a Map<String, Value>>,
+}
+
+/// Fills a template's `{{placeholders}}`; an unknown value renders empty.
+pub fn render(template: &str, values: &TemplateValues<'_>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                out.push_str(&value_of(after[..end].trim(), values));
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn value_of(name: &str, values: &TemplateValues<'_>) -> String {
+    match name {
+        "wrapupCode" => values.wrapup_code.to_owned(),
+        "conversationId" => values.conversation_id.to_owned(),
+        "campaignId" => values.campaign_id.unwrap_or_default().to_owned(),
+        other => other
+            .strip_prefix("contact.")
+            .and_then(|field| values.contact?.get(field))
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn placeholders(template: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        names.push(after[..end].trim());
+        rest = &after[end + 2..];
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const VALID: &str = r#"{"smsOnWrapup": {"templates": {"ININ-OUTBOUND-NO-ANSWER": "Hi {{contact.firstName}}, about {{ conversationId }} ({{wrapupCode}}, {{campaignId}})"},
+        "messagingServiceSid": "MG0123456789abcdef0123456789abcdef"}}"#;
+
+    #[test]
+    fn templates_render_every_placeholder() {
+        let rules = Rules::parse(VALID).unwrap();
+        let sms = rules.sms_on_wrapup.unwrap();
+        let contact = json!({"firstName": "Ada", "age": 36});
+        let text = render(
+            sms.template_for("ININ-OUTBOUND-NO-ANSWER").unwrap(),
+            &TemplateValues {
+                wrapup_code: "ININ-OUTBOUND-NO-ANSWER",
+                conversation_id: "c1",
+                campaign_id: Some("camp"),
+                contact: contact.as_object(),
+            },
+        );
+        assert_eq!(text, "Hi Ada, about c1 (ININ-OUTBOUND-NO-ANSWER, camp)");
+        assert_eq!(
+            render("{{contact.missing}}!{{", &TemplateValues::default()),
+            "!{{"
+        );
+        assert_eq!(rules.delivery_status.attribute_prefix, "sms.");
+        assert!(sms.template_for("Sale").is_none());
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_the_reason() {
+        for (json, needle) in [
+            (
+                r#"{"smsOnWrapup": {"templates": {}, "from": "+15005550006"}}"#,
+                "no wrap-up code",
+            ),
+            (
+                r#"{"smsOnWrapup": {"templates": {"X": "{{phone}}"}, "from": "+15005550006"}}"#,
+                "{{phone}}",
+            ),
+            (
+                r#"{"smsOnWrapup": {"templates": {"X": "hi"}}}"#,
+                "exactly one",
+            ),
+            (
+                r#"{"smsOnWrapup": {"templates": {"X": "hi"}, "from": "+1", "messagingServiceSid": "MG1"}}"#,
+                "exactly one",
+            ),
+            (
+                r#"{"smsOnWrapup": {"templates": {"X": "hi"}, "from": "+1", "numberPointers": ["dnis"]}}"#,
+                "JSON pointer",
+            ),
+            (r#"{"smsOnWrapups": {}}"#, "unknown field"),
+        ] {
+            let err = Rules::parse(json).unwrap_err();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_customer_number_is_found_where_genesys_puts_it() {
+        let sms = Rules::parse(VALID).unwrap().sms_on_wrapup.unwrap();
+        assert_eq!(
+            sms.customer_number(&json!({"eventBody": {"addressTo": "tel:+14158675309"}}))
+                .as_deref(),
+            Some("+14158675309")
+        );
+        assert_eq!(
+            sms.customer_number(&json!({"dnis": "+447700900123"}))
+                .as_deref(),
+            Some("+447700900123")
+        );
+        assert_eq!(
+            sms.customer_number(&json!({"eventBody": {"addressTo": ""}})),
+            None
+        );
+    }
+}

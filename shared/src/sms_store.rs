@@ -1,0 +1,251 @@
+//! The SMS ledger in the state table: which conversation each sent message belongs to, the
+//! delivery status seen and written back so far, and the numbers that opted out.
+//!
+//! Two ranks make status write-back both forward-only and retry-safe: `status_rank` is the
+//! furthest status seen, `written_rank` the furthest written onto the Genesys conversation. A
+//! callback is stale only when both have reached it, so a write-back that failed is retried, and
+//! a late `sent` never overwrites `delivered`.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::table::{dynamo_error, epoch_secs, n, s, EXPIRES_AT};
+
+/// What the ledger knows of one sent SMS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsRecord {
+    /// Twilio's message sid (`SM...`).
+    pub message_sid: String,
+    /// The conversation the SMS followed up.
+    pub conversation_id: String,
+    /// The participant whose attributes carry the status, when known.
+    pub participant_id: Option<String>,
+    /// The event that caused the SMS.
+    pub event_key: String,
+    /// Furthest status seen.
+    pub status: String,
+    /// Error code of that status, when Twilio gave one.
+    pub error_code: Option<String>,
+    /// Rank of `status` (see `twilio::status_rank`).
+    pub status_rank: u8,
+    /// Rank of the status last written onto the conversation.
+    pub written_rank: u8,
+}
+
+/// The ledger.
+#[derive(Debug, Clone)]
+pub struct SmsStore {
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+    ttl: Duration,
+}
+
+/// Whether a status callback moved the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Advance {
+    /// The status is newer than what was written back: write it.
+    Write(SmsRecord),
+    /// A duplicate, or older than what was written back: nothing to do.
+    Stale,
+    /// No such message (yet): the callback may have raced the record's write.
+    Unknown,
+}
+
+impl SmsStore {
+    /// The ledger in `table`; records live for `ttl`.
+    pub fn new(ddb: aws_sdk_dynamodb::Client, table: impl Into<String>, ttl: Duration) -> Self {
+        Self {
+            ddb,
+            table: table.into(),
+            ttl,
+        }
+    }
+
+    fn expires_at(&self) -> AttributeValue {
+        n(epoch_secs(SystemTime::now()) + self.ttl.as_secs())
+    }
+
+    /// Records a message just sent (status from Twilio's answer, rank 0 written).
+    pub async fn record_sent(&self, record: &SmsRecord) -> Result<()> {
+        let mut request = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&message_pk(&record.message_sid)))
+            .item("sk", s("sms"))
+            .item("message_sid", s(&record.message_sid))
+            .item("conversation_id", s(&record.conversation_id))
+            .item("event_key", s(&record.event_key))
+            .item("status", s(&record.status))
+            .item("status_rank", n(record.status_rank.into()))
+            .item("written_rank", n(0))
+            .item(EXPIRES_AT, self.expires_at());
+        if let Some(participant) = &record.participant_id {
+            request = request.item("participant_id", s(participant));
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| dynamo_error("record the SMS", e))?;
+        Ok(())
+    }
+
+    /// Applies a status callback: moves `status_rank` forward when `rank` is higher, and says
+    /// whether there is something to write back.
+    pub async fn advance(
+        &self,
+        message_sid: &str,
+        status: &str,
+        rank: u8,
+        error_code: Option<&str>,
+    ) -> Result<Advance> {
+        let mut request = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&message_pk(message_sid)))
+            .key("sk", s("sms"))
+            .condition_expression(
+                "attribute_exists(pk) AND (status_rank < :r OR (status_rank = :r AND written_rank < :r))",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":r", n(rank.into()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        request = match error_code.filter(|c| !c.is_empty()) {
+            Some(code) => request
+                .update_expression("SET #status = :status, status_rank = :r, error_code = :code")
+                .expression_attribute_values(":code", s(code)),
+            None => request
+                .update_expression("SET #status = :status, status_rank = :r REMOVE error_code"),
+        };
+        match request.send().await {
+            Ok(out) => Ok(Advance::Write(parse_record(
+                &out.attributes.unwrap_or_default(),
+            )?)),
+            Err(e) => {
+                let failed = e.as_service_error().and_then(|err| match err {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
+                        Some(c.item.clone().unwrap_or_default())
+                    }
+                    _ => None,
+                });
+                match failed {
+                    Some(old) if old.is_empty() => Ok(Advance::Unknown),
+                    Some(_) => Ok(Advance::Stale),
+                    None => Err(dynamo_error("advance the SMS status", e)),
+                }
+            }
+        }
+    }
+
+    /// The record as it is now (strongly consistent).
+    pub async fn get(&self, message_sid: &str) -> Result<Option<SmsRecord>> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&message_pk(message_sid)))
+            .key("sk", s("sms"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamo_error("read the SMS record", e))?;
+        out.item.map(|item| parse_record(&item)).transpose()
+    }
+
+    /// Notes that the status of rank `rank` is on the conversation. `false` means a newer status
+    /// arrived meanwhile and must be written too.
+    pub async fn mark_written(&self, message_sid: &str, rank: u8) -> Result<bool> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&message_pk(message_sid)))
+            .key("sk", s("sms"))
+            .update_expression("SET written_rank = :r")
+            .condition_expression("status_rank = :r AND written_rank < :r")
+            .expression_attribute_values(":r", n(rank.into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(dynamo_error("mark the SMS status written", e)),
+        }
+    }
+
+    /// Remembers that a number opted out (Twilio 21610), so it is never texted again.
+    pub async fn remember_opt_out(&self, number: &str) -> Result<()> {
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&opt_out_pk(number)))
+            .item("sk", s("opt-out"))
+            .send()
+            .await
+            .map_err(|e| dynamo_error("remember the opt-out", e))?;
+        Ok(())
+    }
+
+    /// Whether a number opted out.
+    pub async fn has_opted_out(&self, number: &str) -> Result<bool> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&opt_out_pk(number)))
+            .key("sk", s("opt-out"))
+            .send()
+            .await
+            .map_err(|e| dynamo_error("read the opt-out list", e))?;
+        Ok(out.item.is_some())
+    }
+}
+
+fn message_pk(sid: &str) -> String {
+    format!("sms#{sid}")
+}
+
+/// Opt-outs are keyed by a hash: the table never holds a phone number in clear.
+fn opt_out_pk(number: &str) -> String {
+    format!(
+        "optout#{}",
+        hex::encode(Sha256::digest(number.trim().as_bytes()))
+    )
+}
+
+fn parse_record(item: &HashMap<String, AttributeValue>) -> Result<SmsRecord> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let rank = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u8>().ok())
+            .unwrap_or_default()
+    };
+    let required = |name: &str| {
+        text(name).ok_or_else(|| Error::permanent(format!("SMS record has no {name}")))
+    };
+    Ok(SmsRecord {
+        message_sid: required("message_sid")?,
+        conversation_id: required("conversation_id")?,
+        participant_id: text("participant_id"),
+        event_key: required("event_key")?,
+        status: required("status")?,
+        error_code: text("error_code"),
+        status_rank: rank("status_rank"),
+        written_rank: rank("written_rank"),
+    })
+}

@@ -1,0 +1,318 @@
+//! The Twilio credentials secret and the sender a message goes out from.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::secrets::parse_json;
+
+/// Whether `sid` is `prefix` followed by 32 hex digits, the shape of every Twilio SID. Checked
+/// before a SID goes into a URL path or a form, so a placeholder fails at the first read of the
+/// secret instead of as a puzzling 404 from Twilio.
+pub(crate) fn is_sid(sid: &str, prefix: &str) -> bool {
+    sid.strip_prefix(prefix)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The Twilio credentials secret, parsed once per read of Secrets Manager. Its JSON shape is
+/// `{"accountSid": "AC…", "authToken": "…", "apiKeySid": "SK…", "apiKeySecret": "…",
+/// "messagingServiceSid": "MG…", "from": "+1…"}`; the API key and the sender fields are optional,
+/// and empty strings count as absent (the deployment template's placeholder leaves them empty).
+/// `Debug` shows SIDs only: the token and the key secret print as redacted.
+#[derive(Debug)]
+pub struct TwilioCredentials {
+    /// The account messages are created in; part of every request path.
+    pub account_sid: String,
+    auth_token: SecretString,
+    api_key: Option<(String, SecretString)>,
+    /// A Messaging Service to send from when the rules name no sender.
+    pub messaging_service_sid: Option<String>,
+    /// A number (or sender ID) to send from when the rules name no sender.
+    pub from: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCredentials {
+    account_sid: String,
+    #[serde(default)]
+    auth_token: Option<SecretString>,
+    #[serde(default)]
+    api_key_sid: Option<String>,
+    #[serde(default)]
+    api_key_secret: Option<SecretString>,
+    #[serde(default)]
+    messaging_service_sid: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+}
+
+/// `Some` only for a value that is not blank.
+fn present(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// `Some` only for a secret that is not blank.
+fn present_secret(value: Option<SecretString>) -> Option<SecretString> {
+    value.filter(|v| !v.expose_secret().trim().is_empty())
+}
+
+impl TwilioCredentials {
+    /// Parses and checks the secret; usable as a [`crate::secrets::CachedSecret`] parser. Errors
+    /// name the offending field, never a value.
+    pub fn parse(raw: &SecretString) -> Result<Self> {
+        let raw: RawCredentials = parse_json(raw)?;
+        let account_sid = raw.account_sid.trim().to_owned();
+        if !is_sid(&account_sid, "AC") {
+            return Err(Error::permanent(
+                "field `accountSid` is not `AC` followed by 32 hex digits",
+            ));
+        }
+        let api_key = match (present(raw.api_key_sid), present_secret(raw.api_key_secret)) {
+            (None, None) => None,
+            (Some(sid), Some(secret)) if is_sid(&sid, "SK") => Some((sid, secret)),
+            (Some(_), Some(_)) => {
+                return Err(Error::permanent(
+                    "field `apiKeySid` is not `SK` followed by 32 hex digits",
+                ))
+            }
+            _ => {
+                return Err(Error::permanent(
+                    "fields `apiKeySid` and `apiKeySecret` must both be set or both be empty",
+                ))
+            }
+        };
+        let auth_token = present_secret(raw.auth_token);
+        let auth_token = match (auth_token, &api_key) {
+            (Some(token), _) => token,
+            // Sending only needs the API key; the token is then just unused here.
+            (None, Some(_)) => SecretString::from(String::new()),
+            (None, None) => {
+                return Err(Error::permanent(
+                    "field `authToken` is missing or empty, and there is no API key",
+                ))
+            }
+        };
+        let messaging_service_sid = present(raw.messaging_service_sid);
+        if messaging_service_sid
+            .as_deref()
+            .is_some_and(|sid| !is_sid(sid, "MG"))
+        {
+            return Err(Error::permanent(
+                "field `messagingServiceSid` is not `MG` followed by 32 hex digits",
+            ));
+        }
+        Ok(Self {
+            account_sid,
+            auth_token,
+            api_key,
+            messaging_service_sid,
+            from: present(raw.from),
+        })
+    }
+
+    /// The sender configured in the secret, Messaging Service first (it picks the number itself and
+    /// handles opt-out keywords), for callers whose rules name none.
+    pub fn default_sender(&self) -> Option<Sender> {
+        self.messaging_service_sid
+            .clone()
+            .map(Sender::MessagingService)
+            .or_else(|| self.from.clone().map(Sender::From))
+    }
+
+    /// The SID of the API key requests authenticate with, if the secret has one; `None` means the
+    /// account SID and Auth Token are used.
+    pub fn api_key_sid(&self) -> Option<&str> {
+        self.api_key.as_ref().map(|(sid, _)| sid.as_str())
+    }
+
+    /// The HTTP Basic user and password: the API key when there is one (it can be revoked alone,
+    /// which is what makes rotation possible), else the account SID and Auth Token.
+    pub(crate) fn basic_auth(&self) -> (&str, &SecretString) {
+        match &self.api_key {
+            Some((sid, secret)) => (sid, secret),
+            None => (&self.account_sid, &self.auth_token),
+        }
+    }
+
+    /// Whether both would send the same Basic credentials, so retrying a 401 with `other` is
+    /// pointless.
+    pub(crate) fn same_auth(&self, other: &Self) -> bool {
+        let (user, password) = self.basic_auth();
+        let (other_user, other_password) = other.basic_auth();
+        user == other_user && password.expose_secret() == other_password.expose_secret()
+    }
+}
+
+/// Who a message is sent from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// A number, short code or alphanumeric sender ID owned by the account (`From`).
+    From(String),
+    /// A Messaging Service (`MessagingServiceSid`, `MG` + 32 hex), which chooses the number.
+    MessagingService(String),
+}
+
+impl Sender {
+    /// The form field and value Twilio expects for this sender.
+    pub(crate) fn form_field(&self) -> (&'static str, &str) {
+        match self {
+            Self::From(from) => ("From", from),
+            Self::MessagingService(sid) => ("MessagingServiceSid", sid),
+        }
+    }
+
+    /// What is wrong with this sender, if anything. A wrong sender is configuration: the client
+    /// checks it before spending a request, and settings can check it at init to fail early.
+    pub fn problem(&self) -> Option<&'static str> {
+        match self {
+            Self::From(from) if from.trim().is_empty() => Some("the sender `From` is empty"),
+            Self::MessagingService(sid) if !is_sid(sid, "MG") => {
+                Some("the Messaging Service SID is not `MG` followed by 32 hex digits")
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const AC: &str = "AC0123456789abcdef0123456789abcdef";
+    const SK: &str = "SK0123456789abcdef0123456789abcdef";
+    const MG: &str = "MG0123456789abcdef0123456789abcdef";
+
+    fn parse(value: serde_json::Value) -> Result<TwilioCredentials> {
+        TwilioCredentials::parse(&SecretString::from(value.to_string()))
+    }
+
+    #[test]
+    fn an_api_key_is_preferred_for_basic_auth() {
+        let creds = parse(
+            json!({"accountSid": AC, "authToken": "tok-value", "apiKeySid": SK,
+            "apiKeySecret": "key-secret-value"}),
+        )
+        .unwrap();
+        let (user, password) = creds.basic_auth();
+        assert_eq!((user, password.expose_secret()), (SK, "key-secret-value"));
+        assert_eq!(creds.api_key_sid(), Some(SK));
+    }
+
+    #[test]
+    fn empty_api_key_fields_mean_account_sid_and_token() {
+        let creds = parse(
+            json!({"accountSid": AC, "authToken": "tok-value", "apiKeySid": "", "apiKeySecret": ""}),
+        )
+        .unwrap();
+        let (user, password) = creds.basic_auth();
+        assert_eq!((user, password.expose_secret()), (AC, "tok-value"));
+        let creds = parse(json!({"accountSid": AC, "authToken": "tok-value"})).unwrap();
+        assert_eq!(creds.basic_auth().0, AC);
+        assert_eq!(creds.api_key_sid(), None);
+    }
+
+    #[test]
+    fn the_template_placeholder_and_half_keys_are_refused_by_field_name() {
+        let cases = [
+            (
+                json!({"accountSid": "AC...", "authToken": "CHANGE_ME", "apiKeySid": "", "apiKeySecret": ""}),
+                "accountSid",
+            ),
+            (json!({"authToken": "tok-value"}), "accountSid"),
+            (json!({"accountSid": AC}), "authToken"),
+            (json!({"accountSid": AC, "authToken": ""}), "authToken"),
+            (
+                json!({"accountSid": AC, "authToken": "tok-value", "apiKeySid": SK}),
+                "apiKeySecret",
+            ),
+            (
+                json!({"accountSid": AC, "authToken": "t", "apiKeySid": "SK1", "apiKeySecret": "key-secret-value"}),
+                "apiKeySid",
+            ),
+            (
+                json!({"accountSid": AC, "authToken": "tok-value", "messagingServiceSid": "MG1"}),
+                "messagingServiceSid",
+            ),
+        ];
+        for (value, field) in cases {
+            let err = parse(value.clone()).unwrap_err();
+            assert_eq!(err.class(), "permanent");
+            let text = err.to_string();
+            assert!(text.contains(field), "{value}: {text}");
+            assert!(
+                !text.contains("tok-value") && !text.contains("key-secret-value"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_token_or_the_key_secret() {
+        let creds = parse(
+            json!({"accountSid": AC, "authToken": "tok-value", "apiKeySid": SK,
+            "apiKeySecret": "key-secret-value"}),
+        )
+        .unwrap();
+        let debug = format!("{creds:?}");
+        assert!(debug.contains(AC) && debug.contains(SK), "{debug}");
+        assert!(
+            !debug.contains("tok-value") && !debug.contains("key-secret-value"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn the_default_sender_prefers_the_messaging_service() {
+        let creds = parse(
+            json!({"accountSid": AC, "authToken": "t", "messagingServiceSid": MG,
+            "from": "+14155550100"}),
+        )
+        .unwrap();
+        assert_eq!(
+            creds.default_sender(),
+            Some(Sender::MessagingService(MG.into()))
+        );
+        let creds =
+            parse(json!({"accountSid": AC, "authToken": "t", "messagingServiceSid": "", "from": "+14155550100"}))
+                .unwrap();
+        assert_eq!(
+            creds.default_sender(),
+            Some(Sender::From("+14155550100".into()))
+        );
+        let creds = parse(json!({"accountSid": AC, "authToken": "t"})).unwrap();
+        assert_eq!(creds.default_sender(), None);
+    }
+
+    #[test]
+    fn rotated_credentials_are_told_apart() {
+        let old = parse(
+            json!({"accountSid": AC, "authToken": "t", "apiKeySid": SK, "apiKeySecret": "one"}),
+        )
+        .unwrap();
+        let same = parse(
+            json!({"accountSid": AC, "authToken": "t", "apiKeySid": SK, "apiKeySecret": "one"}),
+        )
+        .unwrap();
+        let new = parse(
+            json!({"accountSid": AC, "authToken": "t", "apiKeySid": SK, "apiKeySecret": "two"}),
+        )
+        .unwrap();
+        assert!(old.same_auth(&same));
+        assert!(!old.same_auth(&new));
+    }
+
+    #[test]
+    fn senders_are_checked_before_use() {
+        assert_eq!(Sender::MessagingService(MG.into()).problem(), None);
+        assert!(Sender::MessagingService("MG123".into()).problem().is_some());
+        assert!(Sender::MessagingService(SK.into()).problem().is_some());
+        assert_eq!(Sender::From("+14155550100".into()).problem(), None);
+        assert!(Sender::From("  ".into()).problem().is_some());
+        assert_eq!(
+            Sender::MessagingService(MG.into()).form_field(),
+            ("MessagingServiceSid", MG)
+        );
+    }
+}

@@ -1,0 +1,577 @@
+//! Fake Twilio: the Messages API of one account on a local port.
+//!
+//! It checks the real request shape (reference/twilio.md) and answers like Twilio, in this order:
+//! - a path other than `/2010-04-01/Accounts/{AccountSid}/Messages.json` for its account gets 404
+//!   with Twilio's error JSON (code 20404); another method than POST gets 405 (code 20004);
+//! - missing or unknown HTTP Basic credentials get 401 (code 20003) with
+//!   `WWW-Authenticate: Basic realm="Twilio API"`;
+//! - a body that is not `application/x-www-form-urlencoded` gets 400: Twilio reads no parameters
+//!   from it, so it says `To` is missing (code 21604);
+//! - a missing `To` gets 400 (21604), neither `From` nor `MessagingServiceSid` 400 (21603), no
+//!   `Body` 400 (21602), a `To` that is not E.164 400 (21211), a body over 1,600 characters 400
+//!   (21617);
+//! - a request that passed every check takes the next scripted [`Reply`], if any
+//!   ([`FakeTwilio::script`]);
+//! - otherwise the message is created: 201 with Twilio's message resource (`sid` = `SM` + 32 hex,
+//!   `status` `queued`, or `accepted` when only a Messaging Service was given, `num_segments` as a
+//!   string, `date_created` in RFC 2822, `error_code`/`error_message` null).
+//!
+//! Every request is recorded ([`FakeTwilio::requests`]), every created message too
+//! ([`FakeTwilio::messages`]); accepted credentials can be rotated ([`FakeTwilio::set_auth`]). The
+//! server stops when the value is dropped.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const API_VERSION: &str = "2010-04-01";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A scripted answer to the next request that passes every check, consumed one per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Answer this status with Twilio's error JSON; the code is 20003 for 401 and 20000 + status
+    /// otherwise (20404, 20429, 20500, ...). No message is created.
+    Status(u16),
+    /// Answer 429 with code 20429, as Twilio's concurrency limiter does, and `Retry-After` when
+    /// given. No message is created.
+    TooManyRequests {
+        /// Seconds for the `Retry-After` header; `None` leaves the header out.
+        retry_after_secs: Option<u64>,
+    },
+    /// Answer `http` with Twilio's error JSON carrying `code` (e.g. 400 / 21610). No message is
+    /// created.
+    Error {
+        /// The HTTP status.
+        http: u16,
+        /// Twilio's error code.
+        code: u32,
+    },
+    /// Answer `http` with exactly `body` (JSON content type when it parses as JSON, else HTML), to
+    /// stand in for a proxy's page or a damaged answer. No message is created.
+    Raw {
+        /// The HTTP status.
+        http: u16,
+        /// The body, as is.
+        body: String,
+    },
+    /// Wait this long, then create the message and answer 201 as usual: a client that timed out
+    /// meanwhile never learns that its SMS went out, as with the real service.
+    Hang(Duration),
+    /// Create the message and answer 201 as usual (to let a request through between scripted
+    /// failures).
+    Created,
+}
+
+/// One request as it reached the server, whatever the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The HTTP method.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The user of the HTTP Basic credentials, if any could be decoded (an API key SID or an
+    /// account SID).
+    pub auth_user: Option<String>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The form fields, decoded, in order; empty unless the body was form-encoded.
+    pub form: Vec<(String, String)>,
+    /// The status answered; `None` while the answer is still pending (a [`Reply::Hang`]).
+    pub status: Option<u16>,
+}
+
+impl RecordedRequest {
+    /// The first value of a form field.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// One message the fake created (answered 201).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedMessage {
+    /// `SM` + 32 hex.
+    pub sid: String,
+    /// `To`.
+    pub to: String,
+    /// `From`, when given.
+    pub from: Option<String>,
+    /// `MessagingServiceSid`, when given.
+    pub messaging_service_sid: Option<String>,
+    /// `Body`.
+    pub body: String,
+    /// `StatusCallback`, when given.
+    pub status_callback: Option<String>,
+    /// The Basic user the request authenticated as.
+    pub auth_user: String,
+}
+
+struct Inner {
+    account_sid: String,
+    auth: Vec<(String, String)>,
+    script: VecDeque<Reply>,
+    requests: Vec<RecordedRequest>,
+    messages: Vec<CreatedMessage>,
+    port: u16,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A running fake Twilio on 127.0.0.1; stopped when dropped.
+pub struct FakeTwilio {
+    shared: Shared,
+    base_url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeTwilio {
+    /// Starts a server on a free port for the account `account_sid`, accepting the HTTP Basic
+    /// `(user, password)` pairs in `auth` (API key SID and secret, or account SID and Auth Token).
+    pub async fn start(account_sid: impl Into<String>, auth: Vec<(String, String)>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port");
+        let port = listener.local_addr().expect("local address").port();
+        let shared: Shared = Arc::new(Mutex::new(Inner {
+            account_sid: account_sid.into(),
+            auth,
+            script: VecDeque::new(),
+            requests: Vec::new(),
+            messages: Vec::new(),
+            port,
+        }));
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            shared,
+            base_url: format!("http://127.0.0.1:{port}"),
+            server,
+        }
+    }
+
+    /// The API base to give the client (`TWILIO_API_BASE`), e.g. `http://127.0.0.1:40123`.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// The account this fake serves.
+    pub fn account_sid(&self) -> String {
+        lock(&self.shared).account_sid.clone()
+    }
+
+    /// The path messages are created at.
+    pub fn messages_path(&self) -> String {
+        format!(
+            "/{API_VERSION}/Accounts/{}/Messages.json",
+            lock(&self.shared).account_sid
+        )
+    }
+
+    /// Queues answers for the next requests that pass every check, one each, after those already
+    /// queued.
+    pub fn script(&self, replies: Vec<Reply>) {
+        lock(&self.shared).script.extend(replies);
+    }
+
+    /// Replaces the accepted credentials (a rotated or revoked key): only these work from now on.
+    pub fn set_auth(&self, auth: Vec<(String, String)>) {
+        lock(&self.shared).auth = auth;
+    }
+
+    /// Every request received, in order, refused ones included.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared).requests.clone()
+    }
+
+    /// The messages created, in order.
+    pub fn messages(&self) -> Vec<CreatedMessage> {
+        lock(&self.shared).messages.clone()
+    }
+}
+
+impl Drop for FakeTwilio {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Twilio's error JSON.
+fn twilio_error(status: u16, code: u32, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status.as_u16(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn default_code(status: u16) -> u32 {
+    if status == 401 {
+        20003
+    } else {
+        20000 + u32::from(status)
+    }
+}
+
+fn default_message(status: u16) -> &'static str {
+    match status {
+        401 => "Authenticate",
+        403 => "Forbidden",
+        404 => "The requested resource was not found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// The user and password of an `Authorization: Basic` header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+fn is_form(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(FORM))
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body (`+` is a space).
+fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+    let mut url = reqwest::Url::parse("http://form.invalid/").expect("a static URL");
+    url.set_query(Some(&String::from_utf8_lossy(body)));
+    url.query_pairs()
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect()
+}
+
+/// `^\+[1-9]\d{1,14}$`, written out here so the fake does not trust the product's own check.
+fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (2..=15).contains(&digits.len())
+            && !digits.starts_with('0')
+            && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// A rough segment count: ASCII as GSM-7 (160, then 153 each), anything else as UCS-2 (70, then
+/// 67 each). GSM-7's two-septet characters are counted once; the product's own count is exact.
+fn approximate_segments(body: &str) -> usize {
+    let (units, single, split) = if body.is_ascii() {
+        (body.len(), 160, 153)
+    } else {
+        (body.encode_utf16().count(), 70, 67)
+    };
+    if units <= single {
+        1
+    } else {
+        units.div_ceil(split)
+    }
+}
+
+fn new_sid(inner: &Inner) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let digest = Sha256::digest(format!(
+        "{}/{}/{}/{nanos}",
+        inner.account_sid,
+        inner.port,
+        inner.messages.len()
+    ));
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("SM{hex}")
+}
+
+fn rfc2822_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default()
+}
+
+/// What a request asks for, once it passed the checks.
+struct Submission {
+    to: String,
+    from: Option<String>,
+    messaging_service_sid: Option<String>,
+    body: String,
+    status_callback: Option<String>,
+    auth_user: String,
+}
+
+async fn handle(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let form = if is_form(content_type.as_deref()) {
+        parse_form(&body)
+    } else {
+        Vec::new()
+    };
+    let credentials = basic_credentials(&headers);
+    let index = {
+        let mut inner = lock(&shared);
+        inner.requests.push(RecordedRequest {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            auth_user: credentials.as_ref().map(|(user, _)| user.clone()),
+            content_type: content_type.clone(),
+            form: form.clone(),
+            status: None,
+        });
+        inner.requests.len() - 1
+    };
+    let response = answer(
+        &shared,
+        &method,
+        uri.path(),
+        credentials,
+        content_type.as_deref(),
+        form,
+    )
+    .await;
+    lock(&shared).requests[index].status = Some(response.status().as_u16());
+    response
+}
+
+async fn answer(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    credentials: Option<(String, String)>,
+    content_type: Option<&str>,
+    form: Vec<(String, String)>,
+) -> Response {
+    let submission = match check(shared, method, path, credentials, content_type, form) {
+        Ok(submission) => submission,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let reply = lock(shared).script.pop_front();
+    match reply {
+        None | Some(Reply::Created) => {}
+        Some(Reply::Hang(delay)) => tokio::time::sleep(delay).await,
+        Some(Reply::Status(status)) => {
+            return twilio_error(status, default_code(status), default_message(status))
+        }
+        Some(Reply::TooManyRequests { retry_after_secs }) => {
+            let mut response = twilio_error(429, 20429, "Too Many Requests");
+            if let Some(secs) = retry_after_secs {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return response;
+        }
+        Some(Reply::Error { http, code }) => {
+            return twilio_error(http, code, &format!("Scripted error {code}"))
+        }
+        Some(Reply::Raw { http, body }) => {
+            let status = StatusCode::from_u16(http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let content_type = if serde_json::from_str::<Value>(&body).is_ok() {
+                "application/json; charset=utf-8"
+            } else {
+                "text/html; charset=utf-8"
+            };
+            return (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+        }
+    }
+    create(shared, submission)
+}
+
+/// A request the checks turned down: Twilio's error, and for a 401 its `WWW-Authenticate`.
+struct Refusal {
+    status: u16,
+    code: u32,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: u16, code: u32, message: &str) -> Self {
+        Self {
+            status,
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = twilio_error(self.status, self.code, &self.message);
+        if self.status == 401 {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Twilio API\""),
+            );
+        }
+        response
+    }
+}
+
+/// The checks Twilio makes before it takes a message, in its order.
+fn check(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    credentials: Option<(String, String)>,
+    content_type: Option<&str>,
+    form: Vec<(String, String)>,
+) -> Result<Submission, Refusal> {
+    let inner = lock(shared);
+    let expected = format!(
+        "/{API_VERSION}/Accounts/{}/Messages.json",
+        inner.account_sid
+    );
+    if path != expected {
+        return Err(Refusal::new(
+            404,
+            20404,
+            &format!("The requested resource {path} was not found"),
+        ));
+    }
+    if method != Method::POST {
+        return Err(Refusal::new(405, 20004, "Method not allowed"));
+    }
+    let Some((user, _)) = credentials
+        .filter(|(user, password)| inner.auth.iter().any(|(u, p)| u == user && p == password))
+    else {
+        return Err(Refusal::new(401, 20003, "Authenticate"));
+    };
+    if !is_form(content_type) {
+        return Err(Refusal::new(
+            400,
+            21604,
+            &format!(
+                "A 'To' phone number is required. (parameters are read from {FORM} bodies only)"
+            ),
+        ));
+    }
+    let field = |name: &str| {
+        form.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .filter(|value| !value.is_empty())
+    };
+    let Some(to) = field("To") else {
+        return Err(Refusal::new(400, 21604, "A 'To' phone number is required."));
+    };
+    let from = field("From");
+    let messaging_service_sid = field("MessagingServiceSid");
+    if from.is_none() && messaging_service_sid.is_none() {
+        return Err(Refusal::new(
+            400,
+            21603,
+            "A 'From' phone number is required.",
+        ));
+    }
+    let Some(body) = field("Body") else {
+        return Err(Refusal::new(400, 21602, "Message body is required."));
+    };
+    if !is_e164(&to) {
+        return Err(Refusal::new(
+            400,
+            21211,
+            &format!("The 'To' number {to} is not a valid phone number."),
+        ));
+    }
+    if body.chars().count() > 1600 {
+        return Err(Refusal::new(
+            400,
+            21617,
+            "The concatenated message body exceeds the 1600 character limit.",
+        ));
+    }
+    Ok(Submission {
+        to,
+        from,
+        messaging_service_sid,
+        body,
+        status_callback: field("StatusCallback"),
+        auth_user: user,
+    })
+}
+
+/// Records the message and answers Twilio's 201 message resource.
+fn create(shared: &Shared, submission: Submission) -> Response {
+    let mut inner = lock(shared);
+    let sid = new_sid(&inner);
+    let account_sid = inner.account_sid.clone();
+    let now = rfc2822_now();
+    let status = if submission.from.is_none() {
+        "accepted"
+    } else {
+        "queued"
+    };
+    let uri = format!("/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json");
+    let body = json!({
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "body": submission.body,
+        "date_created": now,
+        "date_sent": null,
+        "date_updated": now,
+        "direction": "outbound-api",
+        "error_code": null,
+        "error_message": null,
+        "from": submission.from,
+        "messaging_service_sid": submission.messaging_service_sid,
+        "num_media": "0",
+        "num_segments": approximate_segments(&submission.body).to_string(),
+        "price": null,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": status,
+        "subresource_uris": {"media": format!("/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}/Media.json")},
+        "to": submission.to,
+        "uri": uri,
+    });
+    inner.messages.push(CreatedMessage {
+        sid,
+        to: submission.to,
+        from: submission.from,
+        messaging_service_sid: submission.messaging_service_sid,
+        body: submission.body,
+        status_callback: submission.status_callback,
+        auth_user: submission.auth_user,
+    });
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
