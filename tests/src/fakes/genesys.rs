@@ -19,7 +19,7 @@
 //! ([`FakeGenesys::set_client_secret`]). The server stops when the value is dropped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -32,6 +32,8 @@ use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
+
+use super::server::{self, lock, Served};
 
 /// A scripted answer to the next PATCH (or token request), given before any checking or
 /// recording.
@@ -79,27 +81,17 @@ struct Inner {
 
 type Shared = Arc<Mutex<Inner>>;
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// A running fake Genesys Cloud on 127.0.0.1; stopped when dropped.
 pub struct FakeGenesys {
     shared: Shared,
-    base_url: String,
-    server: tokio::task::JoinHandle<()>,
+    served: Served,
 }
 
 impl FakeGenesys {
     /// Starts a server on a free port that knows one OAuth client and issues tokens valid for
     /// `token_lifetime_secs`.
     pub async fn start(client_id: &str, client_secret: &str, token_lifetime_secs: u64) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a local port");
-        let port = listener.local_addr().expect("local address").port();
+        let (listener, port) = server::bind().await;
         let shared: Shared = Arc::new(Mutex::new(Inner {
             client_id: client_id.to_owned(),
             client_secret: client_secret.to_owned(),
@@ -124,24 +116,20 @@ impl FakeGenesys {
             )
             .fallback(not_found)
             .with_state(Arc::clone(&shared));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
         Self {
             shared,
-            base_url: format!("http://127.0.0.1:{port}"),
-            server,
+            served: server::serve(listener, port, app),
         }
     }
 
     /// Base URL of both the login service and the API, e.g. `http://127.0.0.1:40123`.
     pub fn base_url(&self) -> String {
-        self.base_url.clone()
+        self.served.base_url.clone()
     }
 
     /// Endpoints aiming a client at this server.
     pub fn endpoints(&self) -> genesys_relay::genesys::GenesysEndpoints {
-        genesys_relay::genesys::GenesysEndpoints::local(&self.base_url)
+        genesys_relay::genesys::GenesysEndpoints::local(&self.served.base_url)
     }
 
     /// Queues answers for the next PATCHes, one each, before normal handling.
@@ -193,12 +181,6 @@ impl FakeGenesys {
     /// How many requests of any kind reached the server.
     pub fn requests(&self) -> usize {
         lock(&self.shared).requests
-    }
-}
-
-impl Drop for FakeGenesys {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 

@@ -2,4 +2,5 @@
 //! shapes (reference/twilio.md, reference/genesys.md) and records what it received.
 
 pub mod genesys;
+pub mod server;
 pub mod twilio;

@@ -21,7 +21,7 @@
 //! server stops when the value is dropped.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -33,6 +33,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+use super::server::{self, lock, Served};
 
 const API_VERSION: &str = "2010-04-01";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -131,27 +133,17 @@ struct Inner {
 
 type Shared = Arc<Mutex<Inner>>;
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// A running fake Twilio on 127.0.0.1; stopped when dropped.
 pub struct FakeTwilio {
     shared: Shared,
-    base_url: String,
-    server: tokio::task::JoinHandle<()>,
+    served: Served,
 }
 
 impl FakeTwilio {
     /// Starts a server on a free port for the account `account_sid`, accepting the HTTP Basic
     /// `(user, password)` pairs in `auth` (API key SID and secret, or account SID and Auth Token).
     pub async fn start(account_sid: impl Into<String>, auth: Vec<(String, String)>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a local port");
-        let port = listener.local_addr().expect("local address").port();
+        let (listener, port) = server::bind().await;
         let shared: Shared = Arc::new(Mutex::new(Inner {
             account_sid: account_sid.into(),
             auth,
@@ -163,19 +155,15 @@ impl FakeTwilio {
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&shared));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
         Self {
             shared,
-            base_url: format!("http://127.0.0.1:{port}"),
-            server,
+            served: server::serve(listener, port, app),
         }
     }
 
     /// The API base to give the client (`TWILIO_API_BASE`), e.g. `http://127.0.0.1:40123`.
     pub fn base_url(&self) -> String {
-        self.base_url.clone()
+        self.served.base_url.clone()
     }
 
     /// The account this fake serves.
@@ -210,12 +198,6 @@ impl FakeTwilio {
     /// The messages created, in order.
     pub fn messages(&self) -> Vec<CreatedMessage> {
         lock(&self.shared).messages.clone()
-    }
-}
-
-impl Drop for FakeTwilio {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 
