@@ -451,3 +451,75 @@ async fn on_a_fifo_queue_a_failed_record_defers_the_rest_of_its_group() {
     assert_eq!(failed, BTreeSet::from(["a1".to_owned(), "a2".to_owned()]));
     assert!(stack.twilio.messages().is_empty());
 }
+
+#[tokio::test]
+async fn a_callback_for_an_unknown_message_is_retried_then_dead_lettered() {
+    let stack = stack().await;
+    stack
+        .enqueue_callback("SM00000000000000000000000000000000", "delivered")
+        .await;
+    let (mut batch, failed) = stack.process_queue().await;
+    assert_eq!(
+        failed.len(),
+        1,
+        "the callback may have raced the ledger write: retried"
+    );
+    assert!(stack.aws.messages(&stack.dlq_url).await.is_empty());
+
+    let attempts = genesys_relay::actions::delivery_status::UNKNOWN_SID_ATTEMPTS.to_string();
+    batch.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), attempts);
+    assert!(
+        stack.process(batch).await.is_empty(),
+        "dead-lettered and acknowledged"
+    );
+    let dead = stack.aws.messages(&stack.dlq_url).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        attribute(&dead[0], dead_letter::attr::ACTION).as_deref(),
+        Some("delivery_status")
+    );
+    assert!(attribute(&dead[0], dead_letter::attr::ERROR_MESSAGE)
+        .unwrap()
+        .contains("no SMS record"));
+}
+
+#[tokio::test]
+async fn a_claim_checked_payload_is_fetched_from_s3_and_processed() {
+    let stack = stack().await;
+    stack.aws.bucket("claims").await;
+    let sender = QueueSender::new(
+        stack.aws.sqs(),
+        stack.queue_url.clone(),
+        Some((stack.aws.s3(), "claims".into())),
+        1024,
+    );
+    let mut body: serde_json::Value = serde_json::from_str(&wrapup_body("c1", CUSTOMER)).unwrap();
+    body["padding"] = json!("x".repeat(4096));
+    let env = envelope(
+        EventKey::from_parts(&["c1", "big"]),
+        Source::GenesysWebhook,
+        "application/json",
+        "c1",
+    );
+    sender.send(&env, body.to_string()).await.unwrap();
+
+    let (batch, failed) = stack.process_queue().await;
+    assert!(
+        attribute_of(&batch, attr::CLAIM_CHECK).is_some(),
+        "the message carried a claim check"
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(stack.twilio.messages().len(), 1);
+}
+
+fn attribute_of(batch: &SqsEvent, name: &str) -> Option<String> {
+    batch
+        .records
+        .first()?
+        .message_attributes
+        .get(name)?
+        .string_value
+        .clone()
+}

@@ -1,0 +1,65 @@
+//! The secrets cache against Secrets Manager on a local AWS.
+
+use std::time::Duration;
+
+use genesys_relay::config::SecretsPolicy;
+use genesys_relay::secrets::{self, CachedSecret};
+use relay_tests::LocalAws;
+use secrecy::ExposeSecret;
+
+fn first_key(keys: &genesys_relay::auth::Keys) -> String {
+    keys.secrets[0].expose_secret().to_owned()
+}
+
+#[tokio::test]
+async fn an_expired_value_is_kept_while_secrets_manager_is_unreachable() {
+    let mut aws = LocalAws::start().await;
+    let arn = aws.secret("webhook", "v1").await;
+    let policy = SecretsPolicy {
+        max_age: Duration::ZERO,
+        refresh_min_interval: Duration::from_secs(60),
+    };
+    let cache = CachedSecret::new(aws.secrets(), arn, policy, secrets::webhook_keys);
+    assert_eq!(first_key(&cache.current().await.unwrap()), "v1");
+
+    aws.stop();
+    assert_eq!(
+        first_key(&cache.current().await.unwrap()),
+        "v1",
+        "stale beats down"
+    );
+
+    // A value a downstream refused is never served stale.
+    cache.invalidate().await;
+    assert_eq!(cache.current().await.unwrap_err().class(), "retryable");
+}
+
+#[tokio::test]
+async fn the_current_version_is_read_after_a_rotation() {
+    let aws = LocalAws::start().await;
+    let arn = aws.secret("webhook", "v1").await;
+    let cache = CachedSecret::new(
+        aws.secrets(),
+        arn,
+        SecretsPolicy::default(),
+        secrets::webhook_keys,
+    );
+    assert_eq!(first_key(&cache.current().await.unwrap()), "v1");
+    aws.secrets()
+        .put_secret_value()
+        .secret_id("webhook")
+        .secret_string("v2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        first_key(&cache.current().await.unwrap()),
+        "v1",
+        "cached within its max age"
+    );
+    cache.invalidate().await;
+    assert_eq!(first_key(&cache.current().await.unwrap()), "v2");
+    // A forced re-read after a failed verification happens at most once per interval.
+    assert!(cache.reread_after_failure().await.unwrap().is_some());
+    assert!(cache.reread_after_failure().await.unwrap().is_none());
+}
