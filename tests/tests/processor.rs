@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use genesys_relay::config::{Env, ProcessorConfig};
+use genesys_relay::dead_letter;
 use genesys_relay::event::EventKey;
 use genesys_relay::queue::{self, attr, Envelope, Payload, QueueSender, Source};
 use lambda_runtime::{Context, LambdaEvent};
-use processor::{dead_letter, handle, Deps};
+use processor::{handle, Deps};
 use relay_tests::fakes::genesys::FakeGenesys;
 use relay_tests::fakes::twilio::{FakeTwilio, Reply};
 use relay_tests::{attribute, lambda_record, LocalAws};

@@ -8,7 +8,6 @@
 //! order within the group holds.
 
 pub mod backoff;
-pub mod dead_letter;
 pub mod record;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,7 +18,7 @@ use futures_util::stream::{self, StreamExt};
 use genesys_relay::actions::ActionDeps;
 use genesys_relay::config::ProcessorConfig;
 use genesys_relay::idempotency::Idempotency;
-use genesys_relay::{telemetry, Error};
+use genesys_relay::{dead_letter, telemetry, Error};
 use lambda_runtime::LambdaEvent;
 
 /// Clients and settings built once per cold start.
@@ -141,15 +140,21 @@ async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> bool {
             false
         }
         Error::Permanent { .. } | Error::Rejected { .. } => {
-            match dead_letter::send(
+            let attributes = record
+                .message_attributes
+                .iter()
+                .filter_map(|(name, value)| Some((name.clone(), value.string_value.clone()?)));
+            let body = record.body.as_deref().unwrap_or_default();
+            let dead_lettered = dead_letter::send(
                 &deps.sqs,
                 &deps.config.dlq_url,
-                record,
+                body,
+                attributes,
                 failure.action,
                 &failure.error,
             )
-            .await
-            {
+            .await;
+            match dead_lettered {
                 Ok(()) => {
                     tracing::error!(message_id = %id, action = failure.action, class = failure.error.class(), reason = %failure.error, "dead-lettered");
                     telemetry::count_outcome("processor", failure.action, "dead-lettered");

@@ -6,9 +6,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsMessage;
 use genesys_relay::actions::delivery_status::{self, StatusCallback};
 use genesys_relay::actions::sms_on_wrapup::{self, WrapupContext};
-use genesys_relay::actions::Outcome;
-use genesys_relay::event::EventKey;
-use genesys_relay::idempotency::Claim;
+use genesys_relay::actions::{run_once, Outcome};
 use genesys_relay::queue::{self, Envelope, Payload, Source};
 use genesys_relay::{telemetry, Error, Result};
 use sha2::{Digest, Sha256};
@@ -73,12 +71,12 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
     }
     for action in planned {
         let name = action.name();
-        let outcome = once(
+        let outcome = run_once(
+            &deps.idempotency,
             name,
             &envelope.event_key,
             payload.as_bytes(),
             lease,
-            deps,
             || run(&action, &envelope, receive_count(record), deps),
         )
         .await
@@ -108,42 +106,6 @@ async fn run(action: &Planned, envelope: &Envelope, attempt: u32, deps: &Deps) -
             sms_on_wrapup::run(context, &envelope.event_key, rule, &deps.actions).await
         }
         Planned::Status(callback) => delivery_status::run(callback, attempt, &deps.actions).await,
-    }
-}
-
-/// Runs `work` under an idempotency claim: a repeat returns the stored outcome, a retryable
-/// failure releases the claim so the retry can run.
-async fn once<F, Fut>(
-    name: &'static str,
-    key: &EventKey,
-    payload: &[u8],
-    lease: Duration,
-    deps: &Deps,
-    work: F,
-) -> Result<Outcome>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Outcome>>,
-{
-    let token = match deps.idempotency.claim(name, key, payload, lease).await? {
-        Claim::Completed(stored) => return Ok(Outcome::new("duplicate", stored)),
-        Claim::Acquired(token) => token,
-    };
-    match work().await {
-        Ok(outcome) => {
-            // The work is done; failing now would redo it. A lost completion only shortens the
-            // protection to the lease.
-            if let Err(error) = deps.idempotency.complete(&token, &outcome.stored()).await {
-                tracing::error!(action = name, event_key = %key, reason = %error, "could not record completion");
-            }
-            Ok(outcome)
-        }
-        Err(error) => {
-            if let Err(release) = deps.idempotency.release(&token).await {
-                tracing::error!(action = name, event_key = %key, reason = %release, "could not release the claim");
-            }
-            Err(error)
-        }
     }
 }
 

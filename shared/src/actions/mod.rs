@@ -15,7 +15,10 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::config::ActionsConfig;
+use crate::error::Result;
+use crate::event::EventKey;
 use crate::genesys::{GenesysClient, GenesysCredentials};
+use crate::idempotency::{Claim, Idempotency};
 use crate::rules::Rules;
 use crate::secrets::CachedSecret;
 use crate::sms_store::SmsStore;
@@ -103,4 +106,40 @@ pub fn status_attributes(prefix: &str, pairs: &[(&str, &str)]) -> BTreeMap<Strin
         .map(|(k, v)| (format!("{prefix}{k}"), (*v).to_owned()))
         .chain(std::iter::once((format!("{prefix}updatedAt"), now)))
         .collect()
+}
+
+/// Runs `work` under an idempotency claim on `(name, key)`: a repeat returns the stored outcome
+/// (labelled `duplicate`), a failure releases the claim so a retry can run.
+pub async fn run_once<F, Fut>(
+    idempotency: &Idempotency,
+    name: &'static str,
+    key: &EventKey,
+    payload: &[u8],
+    lease: std::time::Duration,
+    work: F,
+) -> Result<Outcome>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome>>,
+{
+    let token = match idempotency.claim(name, key, payload, lease).await? {
+        Claim::Completed(stored) => return Ok(Outcome::new("duplicate", stored)),
+        Claim::Acquired(token) => token,
+    };
+    match work().await {
+        Ok(outcome) => {
+            // The work is done; failing now would redo it. A lost completion only shortens the
+            // protection to the lease.
+            if let Err(error) = idempotency.complete(&token, &outcome.stored()).await {
+                tracing::error!(action = name, event_key = %key, reason = %error, "could not record completion");
+            }
+            Ok(outcome)
+        }
+        Err(error) => {
+            if let Err(release) = idempotency.release(&token).await {
+                tracing::error!(action = name, event_key = %key, reason = %release, "could not release the claim");
+            }
+            Err(error)
+        }
+    }
 }

@@ -1,13 +1,12 @@
 //! Permanent failures go to the DLQ with their reason, so they can be read and replayed.
 //!
 //! The original body and attributes are kept (a redrive puts the message back as it was) and
-//! four attributes name the failure; SQS allows ten, the envelope uses at most six.
+//! four attributes name the failure; SQS allows ten, the queue envelope uses at most six.
 
 use std::collections::HashMap;
 
-use aws_lambda_events::event::sqs::SqsMessage;
+use crate::error::{Error, Result};
 use aws_sdk_sqs::types::MessageAttributeValue;
-use genesys_relay::{Error, Result};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -25,18 +24,19 @@ pub mod attr {
 
 const MAX_MESSAGE: usize = 1000;
 
-/// Sends `record` to the DLQ naming `error` and `action`; an error means it was not stored.
+/// Sends `body` with its original string `attributes` to the DLQ, naming `error` and `action`;
+/// an error means it was not stored.
 pub async fn send(
     sqs: &aws_sdk_sqs::Client,
     dlq_url: &str,
-    record: &SqsMessage,
+    body: &str,
+    attributes: impl IntoIterator<Item = (String, String)>,
     action: &str,
     error: &Error,
 ) -> Result<()> {
-    let mut attributes: HashMap<String, MessageAttributeValue> = record
-        .message_attributes
-        .iter()
-        .filter_map(|(name, value)| Some((name.clone(), string(value.string_value.as_deref()?)?)))
+    let mut attributes: HashMap<String, MessageAttributeValue> = attributes
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, string(&value)?)))
         .collect();
     let mut reason = error.to_string();
     if reason.len() > MAX_MESSAGE {
@@ -61,7 +61,7 @@ pub async fn send(
     }
     sqs.send_message()
         .queue_url(dlq_url)
-        .message_body(record.body.clone().unwrap_or_default())
+        .message_body(body)
         .set_message_attributes(Some(attributes))
         .send()
         .await
