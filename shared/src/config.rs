@@ -490,3 +490,25 @@ fn url<F: Fn(&str) -> Option<String>>(
         None => Ok(None),
     }
 }
+
+/// The EventBridge handler's settings.
+#[derive(Debug, Clone)]
+pub struct EventBridgeConfig {
+    /// Where permanent failures go, with their reason (`DLQ_URL`).
+    pub dlq_url: String,
+    /// How long a conversation's `.outbound` context waits for its wrap-up (`CONTEXT_TTL_SECS`).
+    pub context_ttl: Duration,
+    /// Action settings.
+    pub actions: ActionsConfig,
+}
+
+impl EventBridgeConfig {
+    /// Reads and validates the EventBridge handler settings.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            dlq_url: env.required("DLQ_URL")?,
+            context_ttl: env.seconds("CONTEXT_TTL_SECS", Duration::from_secs(7 * 24 * 3600))?,
+            actions: ActionsConfig::from_env(env)?,
+        })
+    }
+}

@@ -26,6 +26,19 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
 
+/// Lease used when an invocation has no deadline (local runs, tests).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// The lease for claims made in an invocation that must end by `deadline_ms` (epoch ms, as the
+/// Lambda context gives it): its remaining time.
+pub fn lease_until(deadline_ms: u64) -> Duration {
+    let now = epoch_millis(SystemTime::now());
+    match deadline_ms.checked_sub(now) {
+        Some(left) if deadline_ms > 0 => Duration::from_millis(left),
+        _ => DEFAULT_LEASE,
+    }
+}
+
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

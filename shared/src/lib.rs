@@ -4,6 +4,7 @@ pub mod actions;
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod conversation_store;
 pub mod dead_letter;
 pub mod error;
 pub mod event;

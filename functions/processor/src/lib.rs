@@ -10,14 +10,14 @@
 pub mod backoff;
 pub mod record;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
 use genesys_relay::actions::ActionDeps;
 use genesys_relay::config::ProcessorConfig;
-use genesys_relay::idempotency::Idempotency;
+use genesys_relay::idempotency::{lease_until, Idempotency};
 use genesys_relay::{dead_letter, telemetry, Error};
 use lambda_runtime::LambdaEvent;
 
@@ -52,15 +52,12 @@ impl Deps {
     }
 }
 
-/// Lease used when the invocation has no deadline (tests, local runs).
-const DEFAULT_LEASE: Duration = Duration::from_secs(60);
-
 /// Handles one batch; returns the records SQS must deliver again.
 pub async fn handle(
     event: LambdaEvent<SqsEvent>,
     deps: &Deps,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    let lease = remaining(event.context.deadline);
+    let lease = lease_until(event.context.deadline);
     let groups = message_groups(&event.payload.records);
     let failed: Vec<String> = stream::iter(groups)
         .map(|group| process_group(group, deps, lease))
@@ -73,17 +70,6 @@ pub async fn handle(
         response.add_failure(id);
     }
     Ok(response)
-}
-
-fn remaining(deadline_ms: u64) -> Duration {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
-    match deadline_ms.checked_sub(now) {
-        Some(left) if deadline_ms > 0 => Duration::from_millis(left),
-        _ => DEFAULT_LEASE,
-    }
 }
 
 /// Records in batch order, grouped by FIFO message group; on a standard queue every record is
