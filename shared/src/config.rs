@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::auth::{Bearer, Encoding, HmacHeader, Scheme};
 use crate::event::EventKeyRule;
+use crate::forward::circuit::CircuitPolicy;
+use crate::forward::ssrf::EgressPolicy;
 use crate::genesys::GenesysEndpoints;
 use crate::rules::Rules;
 
@@ -369,6 +371,10 @@ pub struct ActionsConfig {
     pub rules: Rules,
     /// Secret caching.
     pub secrets: SecretsPolicy,
+    /// Where forwarded requests may go (`FORWARD_ALLOW_CIDRS`, `FORWARD_ALLOW_HTTP_LOOPBACK`).
+    pub egress: EgressPolicy,
+    /// When a failing endpoint's circuit opens.
+    pub circuit: CircuitPolicy,
 }
 
 impl ActionsConfig {
@@ -425,6 +431,17 @@ impl ActionsConfig {
                 .seconds("SMS_RECORD_TTL_SECS", Duration::from_secs(7 * 24 * 3600))?,
             rules,
             secrets: SecretsPolicy::from_env(env)?,
+            egress: EgressPolicy::new(
+                env.parsed("FORWARD_ALLOW_HTTP_LOOPBACK", false, "true or false")?,
+                EgressPolicy::parse_allow_list(
+                    env.optional("FORWARD_ALLOW_CIDRS").as_deref().unwrap_or(""),
+                )
+                .map_err(|problem| ConfigError {
+                    name: "FORWARD_ALLOW_CIDRS",
+                    problem,
+                })?,
+            ),
+            circuit: CircuitPolicy::default(),
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod conversation_store;
 pub mod dead_letter;
 pub mod error;
 pub mod event;
+pub mod forward;
 pub mod genesys;
 pub mod http;
 pub mod idempotency;

@@ -41,6 +41,149 @@ pub struct Rules {
     /// How delivery status is written onto the conversation.
     #[serde(default)]
     pub delivery_status: DeliveryStatus,
+    /// Downstream HTTP services that receive events; absent means none.
+    #[serde(default)]
+    pub forward: Option<Forward>,
+}
+
+/// The forwarding rule: endpoints and how long to keep trying.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Forward {
+    /// Where events go.
+    pub endpoints: Vec<Endpoint>,
+    /// Attempts per delivery before it is dead-lettered.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_max_attempts() -> u32 {
+    8
+}
+
+/// One downstream service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Endpoint {
+    /// Unique name: letters, digits, `-` and `_` (it keys idempotency, circuit state and audit).
+    pub name: String,
+    /// Where to POST.
+    pub url: String,
+    /// Event types it receives: Genesys topic patterns (`v2.detail.events.conversation.{id}.acw`),
+    /// `genesys.webhook`, `twilio.message-status`; `{id}` or `*` match one dot-separated segment
+    /// and a lone `*` matches everything.
+    #[serde(default = "match_all")]
+    pub event_types: Vec<String>,
+    /// Credentials sent with each delivery.
+    #[serde(default)]
+    pub auth: EndpointAuth,
+    /// Standard Webhooks signing secret(s): a secret holding `whsec_...` or `{"secrets": [...]}`.
+    #[serde(default)]
+    pub signing_secret_arn: Option<String>,
+    /// AES-256-GCM key secret (`{"keyId", "key"}`); set to encrypt deliveries.
+    #[serde(default)]
+    pub encryption_key_arn: Option<String>,
+    /// Request timeout.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Deliveries in flight to this endpoint at once, per function instance.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn match_all() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+fn default_timeout_secs() -> u64 {
+    10
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+/// Credentials a delivery carries; values come from Secrets Manager.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum EndpointAuth {
+    /// Nothing beyond the signature.
+    #[default]
+    None,
+    /// `Authorization: Basic`; the secret holds `user:password`.
+    #[serde(rename_all = "camelCase")]
+    Basic {
+        /// The secret's ARN.
+        secret_arn: String,
+    },
+    /// `Authorization: Bearer`; the secret holds the token.
+    #[serde(rename_all = "camelCase")]
+    Bearer {
+        /// The secret's ARN.
+        secret_arn: String,
+    },
+}
+
+impl Endpoint {
+    /// Whether this endpoint receives events of `event_type`.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types
+            .iter()
+            .any(|pattern| type_matches(pattern, event_type))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(format!(
+                "forward endpoint name {:?} must be 1-64 letters, digits, - or _",
+                self.name
+            ));
+        }
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| format!("forward endpoint {}: url is not valid: {e}", self.name))?;
+        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+            return Err(format!(
+                "forward endpoint {}: url must be http(s) with a host",
+                self.name
+            ));
+        }
+        if self.event_types.is_empty() {
+            return Err(format!(
+                "forward endpoint {}: eventTypes is empty",
+                self.name
+            ));
+        }
+        if !(1..=300).contains(&self.timeout_secs) || !(1..=100).contains(&self.concurrency) {
+            return Err(format!(
+                "forward endpoint {}: timeoutSecs must be 1-300 and concurrency 1-100",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Matches an event type against a pattern: segment by segment, `{id}` and `*` match any one
+/// segment, and a lone `*` matches everything.
+pub fn type_matches(pattern: &str, event_type: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let (mut p, mut t) = (pattern.split('.'), event_type.split('.'));
+    loop {
+        match (p.next(), t.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b))
+                if a == b || a == "*" || (a.starts_with('{') && a.ends_with('}')) => {}
+            _ => return false,
+        }
+    }
 }
 
 /// The SMS-on-wrap-up rule.
@@ -95,6 +238,21 @@ impl Rules {
             serde_json::from_str(json).map_err(|e| format!("rules are not valid: {e}"))?;
         if let Some(sms) = &rules.sms_on_wrapup {
             sms.check()?;
+        }
+        if let Some(forward) = &rules.forward {
+            let mut names = std::collections::BTreeSet::new();
+            for endpoint in &forward.endpoints {
+                endpoint.check()?;
+                if !names.insert(endpoint.name.as_str()) {
+                    return Err(format!(
+                        "forward endpoint name {:?} is used twice",
+                        endpoint.name
+                    ));
+                }
+            }
+            if !(1..=50).contains(&forward.max_attempts) {
+                return Err("forward.maxAttempts must be 1-50".into());
+            }
         }
         Ok(rules)
     }
@@ -265,6 +423,46 @@ mod tests {
                 "JSON pointer",
             ),
             (r#"{"smsOnWrapups": {}}"#, "unknown field"),
+        ] {
+            let err = Rules::parse(json).unwrap_err();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn forward_endpoints_are_checked_and_match_event_types() {
+        let rules = Rules::parse(
+            r#"{"forward": {"endpoints": [
+                {"name": "crm", "url": "https://crm.example.com/hooks", "eventTypes": ["v2.detail.events.conversation.{id}.acw"],
+                 "auth": {"type": "bearer", "secretArn": "arn:aws:secretsmanager:us-east-1:1:secret:t"}},
+                {"name": "all", "url": "https://all.example.com/"}]}}"#,
+        )
+        .unwrap();
+        let forward = rules.forward.unwrap();
+        assert_eq!(forward.max_attempts, 8);
+        let crm = &forward.endpoints[0];
+        assert!(crm.wants("v2.detail.events.conversation.c1.acw"));
+        assert!(!crm.wants("v2.detail.events.conversation.c1.outbound"));
+        assert!(!crm.wants("v2.detail.events.conversation.c1.acw.extra"));
+        assert!(forward.endpoints[1].wants("twilio.message-status"));
+        assert!(matches!(crm.auth, EndpointAuth::Bearer { .. }));
+        for (json, needle) in [
+            (
+                r#"{"forward": {"endpoints": [{"name": "a b", "url": "https://x.example"}]}}"#,
+                "name",
+            ),
+            (
+                r#"{"forward": {"endpoints": [{"name": "a", "url": "ftp://x.example"}]}}"#,
+                "http(s)",
+            ),
+            (
+                r#"{"forward": {"endpoints": [{"name": "a", "url": "https://x.example"}, {"name": "a", "url": "https://y.example"}]}}"#,
+                "twice",
+            ),
+            (
+                r#"{"forward": {"endpoints": [{"name": "a", "url": "https://x.example", "auth": {"type": "digest"}}]}}"#,
+                "unknown variant",
+            ),
         ] {
             let err = Rules::parse(json).unwrap_err();
             assert!(err.contains(needle), "{json}: {err}");

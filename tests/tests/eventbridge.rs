@@ -60,7 +60,7 @@ async fn stack() -> Stack {
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
-    let deps = Deps::new(config, &aws.sdk, http);
+    let deps = Deps::new(config, &aws.sdk, http).expect("clients");
     Stack {
         aws,
         dlq_url,

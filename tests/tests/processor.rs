@@ -71,7 +71,7 @@ async fn stack() -> Stack {
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
-    let deps = Deps::new(config, &aws.sdk, http);
+    let deps = Deps::new(config, &aws.sdk, http).expect("clients");
     let sender = QueueSender::new(aws.sqs(), queue_url.clone(), None, 240 * 1024);
     Stack {
         aws,

@@ -43,10 +43,10 @@ pub struct Deps {
 
 impl Deps {
     /// Builds every client from one AWS configuration and one HTTP client.
-    pub fn new(config: EventBridgeConfig, aws: &SdkConfig, http: reqwest::Client) -> Self {
+    pub fn new(config: EventBridgeConfig, aws: &SdkConfig, http: reqwest::Client) -> Result<Self> {
         let ddb = aws_sdk_dynamodb::Client::new(aws);
         let table = config.actions.table_name.clone();
-        Self {
+        Ok(Self {
             sqs: aws_sdk_sqs::Client::new(aws),
             idempotency: Idempotency::new(
                 ddb.clone(),
@@ -54,9 +54,9 @@ impl Deps {
                 config.actions.idempotency_window,
             ),
             conversations: ConversationStore::new(ddb, table, config.context_ttl),
-            actions: ActionDeps::new(&config.actions, aws, http),
+            actions: ActionDeps::new(&config.actions, aws, http)?,
             config,
-        }
+        })
     }
 }
 

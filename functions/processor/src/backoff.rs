@@ -5,9 +5,13 @@ use std::time::Duration;
 /// The first delay; each further receive doubles it.
 pub const BASE: Duration = Duration::from_secs(2);
 
+/// The longest SQS can hide a message (12 h).
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
+
 /// Exponential backoff from the receive count, with "equal jitter" (half fixed, half random, so
-/// retries of one burst spread out yet never come back at once), capped, and never shorter than
-/// what the failing party asked for with Retry-After. `random` is in `[0, 1)`.
+/// retries of one burst spread out yet never come back at once), capped at `cap`, and never
+/// shorter than what the failing party asked for with Retry-After (up to what SQS allows).
+/// `random` is in `[0, 1)`.
 pub fn visibility_delay(
     receive_count: u32,
     retry_after: Option<Duration>,
@@ -17,7 +21,7 @@ pub fn visibility_delay(
     let exponent = receive_count.saturating_sub(1).min(20);
     let full = BASE.saturating_mul(1 << exponent).min(cap);
     let jittered = full / 2 + full.mul_f64(random.clamp(0.0, 1.0) / 2.0);
-    jittered.max(retry_after.unwrap_or_default()).min(cap)
+    jittered.max(retry_after.unwrap_or_default().min(MAX_VISIBILITY))
 }
 
 #[cfg(test)]
@@ -36,7 +40,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cap_bounds_everything_and_retry_after_is_a_floor() {
+    fn the_cap_bounds_the_backoff_and_retry_after_is_a_floor() {
         assert_eq!(visibility_delay(40, None, CAP, 1.0), CAP);
         assert_eq!(
             visibility_delay(1, Some(Duration::from_secs(30)), CAP, 0.0),
@@ -44,7 +48,11 @@ mod tests {
         );
         assert_eq!(
             visibility_delay(1, Some(Duration::from_secs(5000)), CAP, 0.0),
-            CAP
+            Duration::from_secs(5000)
+        );
+        assert_eq!(
+            visibility_delay(1, Some(Duration::from_secs(90_000)), CAP, 0.0),
+            MAX_VISIBILITY
         );
     }
 }

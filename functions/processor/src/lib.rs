@@ -8,6 +8,7 @@
 //! order within the group holds.
 
 pub mod backoff;
+pub mod forwarding;
 pub mod record;
 
 use std::time::Duration;
@@ -37,8 +38,12 @@ pub struct Deps {
 
 impl Deps {
     /// Builds every client from one AWS configuration and one HTTP client.
-    pub fn new(config: ProcessorConfig, aws: &SdkConfig, http: reqwest::Client) -> Self {
-        Self {
+    pub fn new(
+        config: ProcessorConfig,
+        aws: &SdkConfig,
+        http: reqwest::Client,
+    ) -> genesys_relay::Result<Self> {
+        Ok(Self {
             sqs: aws_sdk_sqs::Client::new(aws),
             s3: genesys_relay::aws::s3_client(aws),
             idempotency: Idempotency::new(
@@ -46,9 +51,9 @@ impl Deps {
                 config.actions.table_name.clone(),
                 config.actions.idempotency_window,
             ),
-            actions: ActionDeps::new(&config.actions, aws, http),
+            actions: ActionDeps::new(&config.actions, aws, http)?,
             config,
-        }
+        })
     }
 }
 
@@ -120,8 +125,8 @@ async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> bool {
                 deps.config.max_backoff,
                 fastrand::f64(),
             );
-            tracing::warn!(message_id = %id, action = failure.action, reason = %failure.error, retry_in_secs = delay.as_secs(), "will retry");
-            telemetry::count_outcome("processor", failure.action, "retry");
+            tracing::warn!(message_id = %id, action = %failure.action, reason = %failure.error, retry_in_secs = delay.as_secs(), "will retry");
+            telemetry::count_outcome("processor", &failure.action, "retry");
             delay_visibility(record, delay, deps).await;
             false
         }
@@ -136,14 +141,14 @@ async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> bool {
                 &deps.config.dlq_url,
                 body,
                 attributes,
-                failure.action,
+                &failure.action,
                 &failure.error,
             )
             .await;
             match dead_lettered {
                 Ok(()) => {
-                    tracing::error!(message_id = %id, action = failure.action, class = failure.error.class(), reason = %failure.error, "dead-lettered");
-                    telemetry::count_outcome("processor", failure.action, "dead-lettered");
+                    tracing::error!(message_id = %id, action = %failure.action, class = failure.error.class(), reason = %failure.error, "dead-lettered");
+                    telemetry::count_outcome("processor", &failure.action, "dead-lettered");
                     true
                 }
                 Err(error) => {
@@ -164,7 +169,7 @@ async fn delay_visibility(record: &SqsMessage, delay: Duration, deps: &Deps) {
         .change_message_visibility()
         .queue_url(&deps.config.queue_url)
         .receipt_handle(receipt)
-        .visibility_timeout(delay.as_secs().min(43_200) as i32)
+        .visibility_timeout(delay.min(backoff::MAX_VISIBILITY).as_secs() as i32)
         .send()
         .await;
     if let Err(e) = result {

@@ -11,7 +11,7 @@ use genesys_relay::queue::{self, Envelope, Payload, Source};
 use genesys_relay::{telemetry, Error, Result};
 use sha2::{Digest, Sha256};
 
-use crate::Deps;
+use crate::{forwarding, Deps};
 
 /// Label of failures that happen before any action is chosen.
 pub const DECODE: &str = "decode";
@@ -20,13 +20,16 @@ pub const DECODE: &str = "decode";
 #[derive(Debug)]
 pub struct Failure {
     /// Action name, or [`DECODE`].
-    pub action: &'static str,
+    pub action: String,
     /// What went wrong; its class decides retry or dead-letter.
     pub error: Error,
 }
 
 fn at(action: &'static str) -> impl Fn(Error) -> Failure {
-    move |error| Failure { action, error }
+    move |error| Failure {
+        action: action.to_owned(),
+        error,
+    }
 }
 
 /// An action chosen for a record.
@@ -62,8 +65,12 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
             .get(name)
             .and_then(|a| a.string_value.clone())
     };
+    let job = attribute(forwarding::ATTRIBUTE).and_then(|v| forwarding::Job::parse(&v));
     let (envelope, payload) = queue::decode(body, attribute).map_err(at(DECODE))?;
     let payload = resolve(payload, deps).await.map_err(at(DECODE))?;
+    if let Some(job) = job {
+        return forwarding::run_job(record, &envelope, &payload, job, deps, lease).await;
+    }
     let planned = plan(&envelope, &payload, deps).map_err(at(DECODE))?;
     if planned.is_empty() {
         tracing::info!(event_key = %envelope.event_key, source = envelope.source.as_str(), "no action applies");
@@ -91,7 +98,7 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
         );
         telemetry::count_outcome("processor", name, outcome.label);
     }
-    Ok(())
+    forwarding::fan_out(record, &envelope, &payload, deps, lease).await
 }
 
 async fn run(action: &Planned, envelope: &Envelope, attempt: u32, deps: &Deps) -> Result<Outcome> {

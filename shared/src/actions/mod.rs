@@ -4,6 +4,7 @@
 //! error whose class decides retry or dead-letter.
 
 pub mod delivery_status;
+pub mod forward;
 pub mod sms_on_wrapup;
 
 use std::collections::BTreeMap;
@@ -36,11 +37,13 @@ pub struct ActionDeps {
     pub rules: Rules,
     /// The receiver's public Twilio status URL, given to Twilio as `StatusCallback`.
     pub status_callback_url: Option<String>,
+    /// Delivery to downstream services, when the rules name any.
+    pub forward: Option<forward::Forwarder>,
 }
 
 impl ActionDeps {
     /// Builds every client once, from the settings, one AWS configuration and one HTTP client.
-    pub fn new(config: &ActionsConfig, aws: &SdkConfig, http: reqwest::Client) -> Self {
+    pub fn new(config: &ActionsConfig, aws: &SdkConfig, http: reqwest::Client) -> Result<Self> {
         let secrets = aws_sdk_secretsmanager::Client::new(aws);
         let twilio_credentials = Arc::new(CachedSecret::new(
             secrets.clone(),
@@ -54,7 +57,11 @@ impl ActionDeps {
             config.secrets,
             GenesysCredentials::parse,
         ));
-        Self {
+        let forward = match &config.rules.forward {
+            Some(rule) => Some(forward::Forwarder::new(rule, config, aws)?),
+            None => None,
+        };
+        Ok(Self {
             twilio: TwilioClient::new(
                 http.clone(),
                 config.twilio_api_base.clone(),
@@ -68,7 +75,8 @@ impl ActionDeps {
             ),
             rules: config.rules.clone(),
             status_callback_url: config.status_callback_url.clone(),
-        }
+            forward,
+        })
     }
 }
 
@@ -110,17 +118,18 @@ pub fn status_attributes(prefix: &str, pairs: &[(&str, &str)]) -> BTreeMap<Strin
 
 /// Runs `work` under an idempotency claim on `(name, key)`: a repeat returns the stored outcome
 /// (labelled `duplicate`), a failure releases the claim so a retry can run.
-pub async fn run_once<F, Fut>(
+pub async fn run_once<F, Fut, E>(
     idempotency: &Idempotency,
-    name: &'static str,
+    name: &str,
     key: &EventKey,
     payload: &[u8],
     lease: std::time::Duration,
     work: F,
-) -> Result<Outcome>
+) -> Result<Outcome, E>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Outcome>>,
+    Fut: std::future::Future<Output = Result<Outcome, E>>,
+    E: From<crate::Error>,
 {
     let token = match idempotency.claim(name, key, payload, lease).await? {
         Claim::Completed(stored) => return Ok(Outcome::new("duplicate", stored)),

@@ -1,6 +1,7 @@
 //! Local HTTP servers standing in for Twilio and Genesys Cloud; each checks the real request
 //! shapes (reference/twilio.md, reference/genesys.md) and records what it received.
 
+pub mod downstream;
 pub mod genesys;
 pub mod server;
 pub mod twilio;

@@ -1,0 +1,539 @@
+//! Forward events to downstream HTTP services: one delivery per (event, endpoint), signed with
+//! Standard Webhooks, optionally encrypted, through SSRF-guarded connections, behind a circuit
+//! breaker per endpoint, each attempt audited.
+//!
+//! The action decides what a failure means and the caller decides how to wait: [`ForwardError::Retry`]
+//! comes back on the retry schedule, [`ForwardError::Defer`] waits for an open circuit without
+//! counting an attempt, and [`ForwardError::Fail`] is final (dead-lettered). A 410 Gone disables
+//! the endpoint: its deliveries are dead-lettered from then on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+
+use super::Outcome;
+use crate::auth::Keys;
+use crate::config::ActionsConfig;
+use crate::error::{Error, Result};
+use crate::event::EventKey;
+use crate::forward::circuit::{CircuitBreaker, Permit};
+use crate::forward::envelope::{self, Delivery, EncryptionKey};
+use crate::forward::ssrf::{guarded_client, EgressPolicy, GuardedResolver, SsrfError};
+use crate::rules::{Endpoint, EndpointAuth, Forward};
+use crate::secrets::{self, CachedSecret};
+use crate::table::{dynamo_error, epoch_millis, epoch_secs, n, s, EXPIRES_AT};
+use crate::telemetry;
+
+/// Action name prefix; the endpoint's name follows (`forward:crm`).
+pub const NAME_PREFIX: &str = "forward:";
+
+/// Delay before attempt `n + 1` after attempt `n` failed: seconds, then minutes, then hours,
+/// capped at 12 h, the longest SQS can hide a message.
+pub const SCHEDULE: &[Duration] = &[
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(12 * 3600),
+];
+
+/// The longest any delivery waits (what SQS visibility allows).
+pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
+
+/// How long audit records of attempts are kept.
+pub const AUDIT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The wait before the next attempt: the schedule, or longer when the endpoint asked.
+pub fn retry_delay(failed_attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let index = (failed_attempt.max(1) as usize - 1).min(SCHEDULE.len() - 1);
+    SCHEDULE[index]
+        .max(retry_after.unwrap_or_default())
+        .min(MAX_DELAY)
+}
+
+/// Why a delivery did not happen, and so when to try again.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Failed in a way that may pass (408/425/429/5xx, timeout, connection): next attempt after
+    /// the schedule or the endpoint's Retry-After, whichever is longer.
+    #[error("{reason}")]
+    Retry {
+        /// What happened, for logs and the dead-letter reason when attempts run out.
+        reason: String,
+        /// The endpoint's Retry-After.
+        retry_after: Option<Duration>,
+    },
+    /// The endpoint's circuit is open: try again after this, without counting an attempt.
+    #[error("circuit open; deferred for {}s", .0.as_secs())]
+    Defer(Duration),
+    /// Final (or a failure of ours, classified as usual).
+    #[error(transparent)]
+    Fail(#[from] Error),
+}
+
+/// One event to deliver.
+#[derive(Debug, Clone)]
+pub struct ForwardJob<'a> {
+    /// The event's dedup key.
+    pub event_key: &'a EventKey,
+    /// Where the event came from (`genesys-webhook`, `twilio-status`).
+    pub source: &'a str,
+    /// Its type (a Genesys topic, `genesys.webhook`, `twilio.message-status`).
+    pub event_type: &'a str,
+    /// When it happened (or was received).
+    pub occurred_at: OffsetDateTime,
+    /// The event itself.
+    pub event: &'a Value,
+    /// Which attempt this is (1 the first time).
+    pub attempt: u32,
+}
+
+struct EndpointRuntime {
+    rule: Endpoint,
+    url: reqwest::Url,
+    auth: Option<(bool, CachedSecret<SecretString>)>,
+    signing: Option<CachedSecret<Keys>>,
+    encryption: Option<CachedSecret<EncryptionKey>>,
+    slots: Arc<Semaphore>,
+}
+
+/// Delivers events to the configured endpoints.
+pub struct Forwarder {
+    endpoints: Vec<EndpointRuntime>,
+    max_attempts: u32,
+    http: reqwest::Client,
+    policy: Arc<EgressPolicy>,
+    circuit: CircuitBreaker,
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+/// The parsed `user:password` or token of an endpoint's credentials.
+fn credential(raw: &SecretString) -> Result<SecretString> {
+    let value = raw.expose_secret().trim();
+    if value.is_empty() {
+        return Err(Error::permanent("is empty"));
+    }
+    Ok(SecretString::from(value.to_owned()))
+}
+
+impl Forwarder {
+    /// Builds the runtime of every endpoint (its URL, secrets read lazily, slots) and the
+    /// SSRF-guarded client, circuit breaker and stores they share.
+    pub fn new(rule: &Forward, config: &ActionsConfig, aws: &SdkConfig) -> Result<Self> {
+        let policy = Arc::new(config.egress.clone());
+        let http = guarded_client(
+            GuardedResolver::new(Arc::clone(&policy)),
+            crate::http::REQUEST_TIMEOUT,
+        )
+        .map_err(|e| Error::permanent(format!("cannot build the forwarding HTTP client: {e}")))?;
+        let ddb = aws_sdk_dynamodb::Client::new(aws);
+        let table = config.table_name.clone();
+        let circuit = CircuitBreaker::new(ddb.clone(), table.clone(), config.circuit);
+        let secrets_client = aws_sdk_secretsmanager::Client::new(aws);
+        let secrets_policy = config.secrets;
+        let cache = |arn: &str| (secrets_client.clone(), arn.to_owned(), secrets_policy);
+        let endpoints = rule
+            .endpoints
+            .iter()
+            .map(|endpoint| {
+                let url = reqwest::Url::parse(&endpoint.url).map_err(|e| {
+                    Error::permanent(format!("forward endpoint {}: {e}", endpoint.name))
+                })?;
+                let auth = match &endpoint.auth {
+                    EndpointAuth::None => None,
+                    EndpointAuth::Basic { secret_arn } | EndpointAuth::Bearer { secret_arn } => {
+                        let (client, arn, policy) = cache(secret_arn);
+                        let basic = matches!(endpoint.auth, EndpointAuth::Basic { .. });
+                        Some((
+                            basic,
+                            CachedSecret::new(
+                                client,
+                                arn,
+                                policy,
+                                credential as secrets::Parser<SecretString>,
+                            ),
+                        ))
+                    }
+                };
+                let signing = endpoint.signing_secret_arn.as_deref().map(|arn| {
+                    let (client, arn, policy) = cache(arn);
+                    CachedSecret::new(client, arn, policy, secrets::webhook_keys)
+                });
+                let encryption = endpoint.encryption_key_arn.as_deref().map(|arn| {
+                    let (client, arn, policy) = cache(arn);
+                    CachedSecret::new(client, arn, policy, EncryptionKey::parse)
+                });
+                Ok(EndpointRuntime {
+                    rule: endpoint.clone(),
+                    url,
+                    auth,
+                    signing,
+                    encryption,
+                    slots: Arc::new(Semaphore::new(endpoint.concurrency)),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            endpoints,
+            max_attempts: rule.max_attempts,
+            http,
+            policy,
+            circuit,
+            ddb,
+            table,
+        })
+    }
+
+    /// Attempts per delivery before it is dead-lettered.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The names of the endpoints that receive `event_type`.
+    pub fn endpoints_for(&self, event_type: &str) -> Vec<&str> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.rule.wants(event_type))
+            .map(|e| e.rule.name.as_str())
+            .collect()
+    }
+
+    /// Delivers `job` to the endpoint named `name`.
+    pub async fn deliver(&self, name: &str, job: &ForwardJob<'_>) -> Result<Outcome, ForwardError> {
+        let endpoint = self
+            .endpoints
+            .iter()
+            .find(|e| e.rule.name == name)
+            .ok_or_else(|| Error::permanent(format!("no forward endpoint named {name}")))?;
+        if let Some(since) = self.disabled_since(name).await? {
+            return Err(Error::permanent(format!(
+                "endpoint {name} is disabled (410 Gone at {since})"
+            ))
+            .into());
+        }
+        self.policy.check_url(&endpoint.url).map_err(Error::from)?;
+        let permit = self.circuit.permit(name, SystemTime::now()).await?;
+        if let Permit::Open { retry_after } = permit {
+            return Err(ForwardError::Defer(retry_after));
+        }
+        let delivery = Delivery {
+            version: "1".into(),
+            delivery_id: envelope::delivery_id(name, job.event_key.as_str()),
+            event_key: job.event_key.as_str().to_owned(),
+            source: job.source.to_owned(),
+            event_type: job.event_type.to_owned(),
+            occurred_at: job.occurred_at.format(&Rfc3339).unwrap_or_default(),
+            attempt: job.attempt,
+            event: job.event.clone(),
+        };
+        let request = self.request(endpoint, &delivery).await?;
+        let _slot = endpoint
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Error::retryable("endpoint slots closed"))?;
+        let started = Instant::now();
+        let answer = request.send().await;
+        let latency = started.elapsed();
+        let (result, status) = self.classify(name, answer).await;
+        let healthy = !matches!(result, Err(ForwardError::Retry { .. }));
+        if let Err(error) = self
+            .circuit
+            .record(name, &permit, healthy, SystemTime::now())
+            .await
+        {
+            tracing::warn!(endpoint = name, reason = %error, "could not record the circuit outcome");
+        }
+        let label = match &result {
+            Ok(_) => "delivered",
+            Err(ForwardError::Retry { .. }) => "retry",
+            Err(_) => "failed",
+        };
+        tracing::info!(
+            endpoint = name,
+            delivery_id = %delivery.delivery_id,
+            status = status.as_deref().unwrap_or("none"),
+            latency_ms = latency.as_millis() as u64,
+            attempt = job.attempt,
+            outcome = label,
+            "forward attempt"
+        );
+        telemetry::count_outcome("processor", "forward", label);
+        if let Err(error) = self
+            .audit(name, &delivery, status.as_deref(), latency, label)
+            .await
+        {
+            tracing::warn!(endpoint = name, reason = %error, "could not record the attempt");
+        }
+        result
+    }
+
+    async fn request(
+        &self,
+        endpoint: &EndpointRuntime,
+        delivery: &Delivery,
+    ) -> Result<reqwest::RequestBuilder> {
+        let key = match &endpoint.encryption {
+            Some(cache) => Some(cache.current().await?),
+            None => None,
+        };
+        let body = envelope::body(delivery, key.as_deref())?;
+        let mut request = self
+            .http
+            .post(endpoint.url.clone())
+            .timeout(Duration::from_secs(endpoint.rule.timeout_secs))
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        match &endpoint.signing {
+            Some(cache) => {
+                let keys = cache.current().await?;
+                let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+                for (name, value) in envelope::signature_headers(
+                    &delivery.delivery_id,
+                    timestamp,
+                    &body,
+                    &keys.secrets,
+                )? {
+                    request = request.header(name, value);
+                }
+            }
+            // Unsigned deliveries still carry their id, so receivers can deduplicate retries.
+            None => request = request.header("webhook-id", &delivery.delivery_id),
+        }
+        if let Some((basic, cache)) = &endpoint.auth {
+            let secret = cache.current().await?;
+            request = if *basic {
+                let (user, password) = secret
+                    .expose_secret()
+                    .split_once(':')
+                    .unwrap_or((secret.expose_secret(), ""));
+                request.basic_auth(user, Some(password))
+            } else {
+                request.bearer_auth(secret.expose_secret())
+            };
+        }
+        Ok(request.body(body))
+    }
+
+    /// What an answer means, and its status for the audit.
+    async fn classify(
+        &self,
+        name: &str,
+        answer: reqwest::Result<reqwest::Response>,
+    ) -> (Result<Outcome, ForwardError>, Option<String>) {
+        let response = match answer {
+            Ok(response) => response,
+            Err(error) => {
+                if let Some(refused) = SsrfError::find(&error) {
+                    return (Err(Error::from(refused.clone()).into()), None);
+                }
+                let what = if error.is_timeout() {
+                    "timed out"
+                } else {
+                    "could not be reached"
+                };
+                return (
+                    Err(ForwardError::Retry {
+                        reason: format!("{name} {what}"),
+                        retry_after: None,
+                    }),
+                    None,
+                );
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = crate::http::retry_after(response.headers());
+        let result = match status {
+            200..=299 => Ok(Outcome::new("delivered", format!("{name} {status}"))),
+            410 => match self.disable(name).await {
+                Ok(()) => Err(Error::permanent(format!(
+                    "{name} answered 410 Gone; endpoint disabled"
+                ))
+                .into()),
+                Err(error) => Err(error.into()),
+            },
+            408 | 425 | 429 | 500..=599 => Err(ForwardError::Retry {
+                reason: format!("{name} answered {status}"),
+                retry_after,
+            }),
+            _ => {
+                let text = response.text().await.unwrap_or_default();
+                let summary: String = text
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+                    .replace(['\n', '\r'], " ");
+                Err(Error::permanent(format!("{name} answered {status}: {summary}")).into())
+            }
+        };
+        (result, Some(status.to_string()))
+    }
+
+    async fn disable(&self, name: &str) -> Result<()> {
+        let now = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&format!("endpoint#{name}")))
+            .item("sk", s("disabled"))
+            .item("since", s(&now))
+            .send()
+            .await
+            .map_err(|e| dynamo_error("disable the endpoint", e))?;
+        tracing::error!(endpoint = name, "endpoint answered 410 Gone; disabled");
+        Ok(())
+    }
+
+    async fn disabled_since(&self, name: &str) -> Result<Option<String>> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("endpoint#{name}")))
+            .key("sk", s("disabled"))
+            .send()
+            .await
+            .map_err(|e| dynamo_error("read the endpoint state", e))?;
+        Ok(out.item.map(|item| {
+            item.get("since")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        }))
+    }
+
+    async fn audit(
+        &self,
+        name: &str,
+        delivery: &Delivery,
+        status: Option<&str>,
+        latency: Duration,
+        outcome: &str,
+    ) -> Result<()> {
+        let now = SystemTime::now();
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&format!("attempts#{name}")))
+            .item(
+                "sk",
+                s(&format!(
+                    "{:013}#{}#{}",
+                    epoch_millis(now),
+                    delivery.delivery_id,
+                    delivery.attempt
+                )),
+            )
+            .item("delivery_id", s(&delivery.delivery_id))
+            .item("event_key", s(&delivery.event_key))
+            .item("attempt", n(delivery.attempt.into()))
+            .item("status", s(status.unwrap_or("none")))
+            .item("latency_ms", n(latency.as_millis() as u64))
+            .item("outcome", s(outcome))
+            .item(EXPIRES_AT, n(epoch_secs(now) + AUDIT_TTL.as_secs()))
+            .send()
+            .await
+            .map_err(|e| dynamo_error("record the attempt", e))?;
+        Ok(())
+    }
+}
+
+/// One audited attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The delivery.
+    pub delivery_id: String,
+    /// Which attempt.
+    pub attempt: u32,
+    /// The HTTP status, or `none` when there was no answer.
+    pub status: String,
+    /// `delivered`, `retry` or `failed`.
+    pub outcome: String,
+    /// How long the request took.
+    pub latency_ms: u64,
+}
+
+/// The most recent attempts to an endpoint, newest first (what `relay` shows operators).
+pub async fn recent_attempts(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    endpoint: &str,
+    limit: i32,
+) -> Result<Vec<Attempt>> {
+    let out = ddb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(&format!("attempts#{endpoint}")))
+        .scan_index_forward(false)
+        .limit(limit)
+        .send()
+        .await
+        .map_err(|e| dynamo_error("read the attempts", e))?;
+    Ok(out
+        .items
+        .unwrap_or_default()
+        .iter()
+        .map(attempt_of)
+        .collect())
+}
+
+fn attempt_of(item: &HashMap<String, AttributeValue>) -> Attempt {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
+    };
+    Attempt {
+        delivery_id: text("delivery_id"),
+        attempt: number("attempt") as u32,
+        status: text("status"),
+        outcome: text("outcome"),
+        latency_ms: number("latency_ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_grows_is_capped_and_yields_to_a_longer_retry_after() {
+        assert_eq!(retry_delay(1, None), Duration::from_secs(10));
+        assert_eq!(retry_delay(3, None), Duration::from_secs(300));
+        assert_eq!(retry_delay(40, None), MAX_DELAY);
+        assert_eq!(
+            retry_delay(1, Some(Duration::from_secs(120))),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            retry_delay(5, Some(Duration::from_secs(1))),
+            Duration::from_secs(2 * 3600)
+        );
+        assert_eq!(
+            retry_delay(1, Some(Duration::from_secs(999_999))),
+            MAX_DELAY
+        );
+        assert!(SCHEDULE.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,655 @@
+//! The delivery envelope: the versioned JSON body a downstream receives, its Standard Webhooks
+//! signature headers, and optional AES-256-GCM encryption of the body.
+//!
+//! A delivery is signed over the exact bytes sent, so a receiver verifies before it parses. When
+//! an endpoint has an encryption key, the body becomes
+//! `{"version":"1","deliveryId":..,"encrypted":{"alg":"A256GCM","kid":..,"nonce":..,"ciphertext":..}}`:
+//! the delivery id stays in clear (receivers deduplicate without decrypting) and is bound to the
+//! ciphertext as associated data, so it cannot be swapped onto another delivery's ciphertext.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use secrecy::zeroize::Zeroize;
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::auth::standard_webhooks;
+use crate::error::{Error, Rejection, Result};
+use crate::secrets::parse_json;
+
+/// The envelope version receivers switch on; bumped only for incompatible changes.
+pub const VERSION: &str = "1";
+
+/// The `alg` of an encrypted body, named as in JOSE so receivers recognise it.
+pub const ALG: &str = "A256GCM";
+
+/// The header carrying the delivery id: Standard Webhooks receivers deduplicate on it.
+pub const WEBHOOK_ID: &str = "webhook-id";
+/// The header carrying the signing time, which receivers bound to stop replays.
+pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+/// The header carrying one `v1,<base64>` signature per active secret.
+pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+
+/// AES-256 needs exactly this many key bytes; anything else is a configuration mistake.
+const KEY_LEN: usize = 32;
+/// The GCM tag appended to every ciphertext.
+const TAG_LEN: usize = 16;
+const DELIVERY_ID_PREFIX: &str = "dlv_";
+/// Separates endpoint and event key in the hashed input, so `("ab", "c")` and `("a", "bc")`
+/// never share an id (neither URLs nor event keys contain a unit separator).
+const SEPARATOR: u8 = 0x1f;
+
+/// The JSON body a downstream receives, versioned so the shape can evolve without breaking
+/// receivers that check `version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// The envelope version, [`VERSION`].
+    pub version: String,
+    /// Stable across retries of one delivery (see [`delivery_id`]), so receivers can deduplicate.
+    pub delivery_id: String,
+    /// The key that identifies the event upstream, for receivers that correlate across endpoints.
+    pub event_key: String,
+    /// Where the event came from (a Genesys Cloud organisation or topic), for routing on receipt.
+    pub source: String,
+    /// The event type, so receivers can dispatch without looking into `event`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the event happened upstream (RFC 3339), which differs from when it was delivered.
+    pub occurred_at: String,
+    /// 1 for the first attempt: lets receivers tell a retry from a new delivery in their logs.
+    pub attempt: u32,
+    /// The event itself, as received.
+    pub event: serde_json::Value,
+}
+
+/// A stable id per (endpoint, event key): every retry of one delivery reuses it, so receivers
+/// can deduplicate on `webhook-id`, while the same event sent to two endpoints gets two ids.
+/// `dlv_` followed by 32 hex digits of SHA-256(endpoint, 0x1f, event key).
+pub fn delivery_id(endpoint: &str, event_key: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(endpoint.as_bytes());
+    hasher.update([SEPARATOR]);
+    hasher.update(event_key.as_bytes());
+    let digest = hasher.finalize();
+    format!("{DELIVERY_ID_PREFIX}{}", hex::encode(&digest[..16]))
+}
+
+/// An AES-256-GCM key from Secrets Manager. The key is random bytes, never a passphrase, so no
+/// key derivation is needed and a weak human-chosen key cannot slip in. Its bytes are zeroed on
+/// drop and redacted from `Debug`.
+#[derive(Debug, Clone)]
+pub struct EncryptionKey {
+    /// Named in every encrypted body, so receivers holding several keys (during a rotation)
+    /// know which one to use.
+    pub key_id: String,
+    key: SecretSlice<u8>,
+}
+
+impl EncryptionKey {
+    /// Parses the secret `{"keyId": "k1", "key": "<base64 of exactly 32 random bytes>"}`.
+    /// Errors name the faulty field and never echo a value, since they end up in logs.
+    pub fn parse(raw: &SecretString) -> Result<Self> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Stored {
+            key_id: String,
+            key: SecretString,
+        }
+        let stored: Stored = parse_json(raw)?;
+        if stored.key_id.trim().is_empty() {
+            return Err(Error::permanent("field `keyId` is empty"));
+        }
+        let encoded = stored.key.expose_secret().trim();
+        let mut decoded = Vec::with_capacity(encoded.len());
+        if BASE64.decode_vec(encoded, &mut decoded).is_err() {
+            decoded.zeroize();
+            return Err(Error::permanent("field `key` is not standard base64"));
+        }
+        let key = SecretSlice::from(decoded);
+        let len = key.expose_secret().len();
+        if len != KEY_LEN {
+            return Err(Error::permanent(format!(
+                "field `key` must decode to exactly {KEY_LEN} bytes, not {len}"
+            )));
+        }
+        Ok(Self {
+            key_id: stored.key_id,
+            key,
+        })
+    }
+
+    /// A key from raw bytes, for tests and tools that generate keys themselves.
+    pub fn from_bytes(key_id: &str, bytes: [u8; KEY_LEN]) -> Self {
+        let mut bytes = bytes;
+        let key = SecretSlice::from(bytes.to_vec());
+        bytes.zeroize();
+        Self {
+            key_id: key_id.to_owned(),
+            key,
+        }
+    }
+
+    /// The AEAD key; built per use so the long-lived copy stays in zeroizing memory.
+    fn aead(&self) -> Result<LessSafeKey> {
+        UnboundKey::new(&AES_256_GCM, self.key.expose_secret())
+            .map(LessSafeKey::new)
+            .map_err(|_| Error::permanent("encryption key is not a valid AES-256 key"))
+    }
+}
+
+/// The wire shape of an encrypted delivery.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EncryptedBody {
+    version: String,
+    delivery_id: String,
+    encrypted: Sealed,
+}
+
+/// The sealed delivery: `ciphertext` is the AES-256-GCM output with its 16-byte tag appended.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    alg: String,
+    kid: String,
+    nonce: String,
+    ciphertext: String,
+}
+
+/// What goes on the wire: the delivery as JSON, or, with a key, the delivery encrypted under a
+/// fresh random 96-bit nonce with its id as associated data. A random nonce per message is safe
+/// for far more messages than one key will ever seal (the GCM bound is 2^32).
+pub fn body(delivery: &Delivery, key: Option<&EncryptionKey>) -> Result<Vec<u8>> {
+    let plain = serde_json::to_vec(delivery)
+        .map_err(|e| Error::permanent(format!("delivery does not serialize: {e}")))?;
+    let Some(key) = key else {
+        return Ok(plain);
+    };
+
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| Error::retryable("no randomness available for an encryption nonce"))?;
+    let mut sealed = plain;
+    key.aead()?
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(delivery.delivery_id.as_bytes()),
+            &mut sealed,
+        )
+        .map_err(|_| Error::permanent("delivery could not be encrypted"))?;
+
+    let wire = EncryptedBody {
+        version: VERSION.to_owned(),
+        delivery_id: delivery.delivery_id.clone(),
+        encrypted: Sealed {
+            alg: ALG.to_owned(),
+            kid: key.key_id.clone(),
+            nonce: BASE64.encode(nonce),
+            ciphertext: BASE64.encode(&sealed),
+        },
+    };
+    serde_json::to_vec(&wire)
+        .map_err(|e| Error::permanent(format!("encrypted delivery does not serialize: {e}")))
+}
+
+/// Decrypts an encrypted body as a receiver (or the CLI) does. Any change to the nonce, the
+/// ciphertext or the clear `deliveryId` fails authentication; a malformed body is
+/// [`Rejection::BadRequest`], one that does not authenticate under `key` is
+/// [`Rejection::Unauthorized`].
+pub fn decrypt(body: &[u8], key: &EncryptionKey) -> Result<Delivery> {
+    let bad = |message: String| Error::rejected(Rejection::BadRequest, message);
+    let unauthenticated = |message: String| Error::rejected(Rejection::Unauthorized, message);
+
+    // serde messages can quote input; report the position only.
+    let wire: EncryptedBody = serde_json::from_slice(body).map_err(|e| {
+        bad(format!(
+            "body is not an encrypted delivery (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if wire.version != VERSION {
+        return Err(bad(format!(
+            "unsupported envelope version `{}`",
+            wire.version
+        )));
+    }
+    let sealed = wire.encrypted;
+    if sealed.alg != ALG {
+        return Err(bad(format!("unsupported encryption `{}`", sealed.alg)));
+    }
+    if sealed.kid != key.key_id {
+        return Err(unauthenticated(format!(
+            "body is encrypted with key `{}`, not `{}`",
+            sealed.kid, key.key_id
+        )));
+    }
+    let nonce = BASE64
+        .decode(&sealed.nonce)
+        .ok()
+        .and_then(|n| Nonce::try_assume_unique_for_key(&n).ok())
+        .ok_or_else(|| bad(format!("nonce is not base64 of {NONCE_LEN} bytes")))?;
+    let mut ciphertext = BASE64
+        .decode(&sealed.ciphertext)
+        .map_err(|_| bad("ciphertext is not base64".to_owned()))?;
+    if ciphertext.len() < TAG_LEN {
+        return Err(bad("ciphertext is shorter than its tag".to_owned()));
+    }
+
+    let plain = key
+        .aead()?
+        .open_in_place(
+            nonce,
+            Aad::from(wire.delivery_id.as_bytes()),
+            &mut ciphertext,
+        )
+        .map_err(|_| {
+            unauthenticated(format!(
+                "ciphertext does not authenticate under key `{}`",
+                key.key_id
+            ))
+        })?;
+    let delivery: Delivery = serde_json::from_slice(plain).map_err(|e| {
+        bad(format!(
+            "decrypted body is not a delivery (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if delivery.delivery_id != wire.delivery_id {
+        return Err(bad(
+            "decrypted delivery id differs from the clear one".to_owned()
+        ));
+    }
+    Ok(delivery)
+}
+
+/// Standard Webhooks headers for `body`: `webhook-id` is the delivery id (the receiver's
+/// deduplication key), `webhook-timestamp` the signing time in Unix seconds, and
+/// `webhook-signature` one `v1,` signature per secret, space-separated, so a receiver holding
+/// either the old or the new secret accepts the message during a rotation. No secret at all, or
+/// a secret that is not `whsec_` + base64, is a configuration fault (the message names its
+/// position, never its value).
+pub fn signature_headers(
+    delivery_id: &str,
+    timestamp: i64,
+    body: &[u8],
+    secrets: &[SecretString],
+) -> Result<Vec<(&'static str, String)>> {
+    if secrets.is_empty() {
+        return Err(Error::permanent("no webhook signing secret configured"));
+    }
+    let signatures = secrets
+        .iter()
+        .enumerate()
+        .map(|(at, secret)| {
+            standard_webhooks::sign(secret.expose_secret(), delivery_id, timestamp, body).map_err(
+                |_| {
+                    Error::permanent(format!(
+                        "webhook signing secret {} of {} is not whsec_ + base64",
+                        at + 1,
+                        secrets.len()
+                    ))
+                },
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(vec![
+        (WEBHOOK_ID, delivery_id.to_owned()),
+        (WEBHOOK_TIMESTAMP, timestamp.to_string()),
+        (WEBHOOK_SIGNATURE, signatures.join(" ")),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const KEY_BYTES: [u8; 32] = [7; 32];
+
+    fn key() -> EncryptionKey {
+        EncryptionKey::from_bytes("k1", KEY_BYTES)
+    }
+
+    fn delivery() -> Delivery {
+        Delivery {
+            version: VERSION.to_owned(),
+            delivery_id: delivery_id("https://example.com/hook", "conv-1:v3"),
+            event_key: "conv-1:v3".to_owned(),
+            source: "genesys-cloud".to_owned(),
+            event_type: "v2.detail.events.conversation.{id}.customer.start".to_owned(),
+            occurred_at: "2026-03-01T12:00:00Z".to_owned(),
+            attempt: 1,
+            event: json!({"conversationId": "conv-1", "text": "hello there"}),
+        }
+    }
+
+    fn secret(s: &str) -> SecretString {
+        SecretString::from(s.to_owned())
+    }
+
+    fn wire(body: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(body).unwrap()
+    }
+
+    fn to_bytes(value: &serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(value).unwrap()
+    }
+
+    /// Flips one bit of byte `at` of a base64 field of `encrypted`.
+    fn flip(body: &[u8], field: &str, at: usize) -> Vec<u8> {
+        let mut value = wire(body);
+        let mut bytes = BASE64
+            .decode(value["encrypted"][field].as_str().unwrap())
+            .unwrap();
+        bytes[at] ^= 0x01;
+        value["encrypted"][field] = json!(BASE64.encode(&bytes));
+        to_bytes(&value)
+    }
+
+    fn field_len(body: &[u8], field: &str) -> usize {
+        BASE64
+            .decode(wire(body)["encrypted"][field].as_str().unwrap())
+            .unwrap()
+            .len()
+    }
+
+    #[test]
+    fn delivery_id_is_stable_and_distinct_per_endpoint_and_key() {
+        let id = delivery_id("https://a.example/hook", "k1");
+        assert_eq!(id, delivery_id("https://a.example/hook", "k1"));
+        assert!(id.starts_with("dlv_"));
+        let hex = &id[4..];
+        assert_eq!(hex.len(), 32);
+        assert!(hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_ne!(id, delivery_id("https://b.example/hook", "k1"));
+        assert_ne!(id, delivery_id("https://a.example/hook", "k2"));
+        // The separator keeps the boundary between endpoint and key.
+        assert_ne!(delivery_id("ab", "c"), delivery_id("a", "bc"));
+    }
+
+    #[test]
+    fn delivery_id_is_sha256_of_endpoint_separator_key() {
+        let digest = Sha256::digest(b"e\x1fk");
+        assert_eq!(
+            delivery_id("e", "k"),
+            format!("dlv_{}", hex::encode(&digest[..16]))
+        );
+    }
+
+    #[test]
+    fn delivery_serializes_with_the_documented_field_names() {
+        let value = serde_json::to_value(delivery()).unwrap();
+        let mut names: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "attempt",
+                "deliveryId",
+                "event",
+                "eventKey",
+                "occurredAt",
+                "source",
+                "type",
+                "version"
+            ]
+        );
+        assert_eq!(value["version"], "1");
+        assert_eq!(
+            value["type"],
+            "v2.detail.events.conversation.{id}.customer.start"
+        );
+        assert_eq!(value["occurredAt"], "2026-03-01T12:00:00Z");
+        assert_eq!(value["attempt"], 1);
+        let back: Delivery = serde_json::from_value(value).unwrap();
+        assert_eq!(back, delivery());
+    }
+
+    #[test]
+    fn without_a_key_the_body_is_the_delivery_json() {
+        let body = body(&delivery(), None).unwrap();
+        let back: Delivery = serde_json::from_slice(&body).unwrap();
+        assert_eq!(back, delivery());
+    }
+
+    #[test]
+    fn encryption_round_trips() {
+        let body = body(&delivery(), Some(&key())).unwrap();
+        assert_eq!(decrypt(&body, &key()).unwrap(), delivery());
+    }
+
+    #[test]
+    fn encrypted_body_has_the_documented_shape_and_hides_the_event() {
+        let plain = body(&delivery(), None).unwrap();
+        let body = body(&delivery(), Some(&key())).unwrap();
+        let value = wire(&body);
+        let mut names: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["deliveryId", "encrypted", "version"]);
+        assert_eq!(value["version"], "1");
+        assert_eq!(value["deliveryId"], json!(delivery().delivery_id));
+        assert_eq!(value["encrypted"]["alg"], "A256GCM");
+        assert_eq!(value["encrypted"]["kid"], "k1");
+        assert_eq!(field_len(&body, "nonce"), 12);
+        assert_eq!(field_len(&body, "ciphertext"), plain.len() + 16);
+        let text = String::from_utf8(body).unwrap();
+        assert!(!text.contains("hello there"), "{text}");
+        assert!(!text.contains("conv-1"), "{text}");
+    }
+
+    #[test]
+    fn each_encryption_uses_a_fresh_nonce() {
+        let first = wire(&body(&delivery(), Some(&key())).unwrap());
+        let second = wire(&body(&delivery(), Some(&key())).unwrap());
+        assert_ne!(first["encrypted"]["nonce"], second["encrypted"]["nonce"]);
+        assert_ne!(
+            first["encrypted"]["ciphertext"],
+            second["encrypted"]["ciphertext"]
+        );
+    }
+
+    #[test]
+    fn tampering_with_any_byte_of_nonce_or_ciphertext_fails() {
+        let body = body(&delivery(), Some(&key())).unwrap();
+        for field in ["nonce", "ciphertext"] {
+            for at in 0..field_len(&body, field) {
+                let err = decrypt(&flip(&body, field, at), &key()).unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        Error::Rejected {
+                            kind: Rejection::Unauthorized,
+                            ..
+                        }
+                    ),
+                    "{field}[{at}]: {err:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_changed_delivery_id_fails() {
+        let body = body(&delivery(), Some(&key())).unwrap();
+        let mut value = wire(&body);
+        value["deliveryId"] = json!(delivery_id("https://example.com/hook", "conv-2:v1"));
+        assert!(decrypt(&to_bytes(&value), &key()).is_err());
+        // A body sealed for another delivery cannot be passed off under this id either.
+        let mut other = delivery();
+        other.delivery_id = delivery_id("https://example.com/hook", "conv-2:v1");
+        let mut value = wire(&body);
+        value["encrypted"] = wire(&super::body(&other, Some(&key())).unwrap())["encrypted"].clone();
+        assert!(decrypt(&to_bytes(&value), &key()).is_err());
+    }
+
+    #[test]
+    fn a_wrong_key_fails() {
+        let body = body(&delivery(), Some(&key())).unwrap();
+        let same_id = EncryptionKey::from_bytes("k1", [8; 32]);
+        assert!(matches!(
+            decrypt(&body, &same_id),
+            Err(Error::Rejected {
+                kind: Rejection::Unauthorized,
+                ..
+            })
+        ));
+        let other_id = EncryptionKey::from_bytes("k2", KEY_BYTES);
+        let err = decrypt(&body, &other_id).unwrap_err().to_string();
+        assert!(err.contains("k1") && err.contains("k2"), "{err}");
+    }
+
+    #[test]
+    fn malformed_encrypted_bodies_are_rejected() {
+        let body = body(&delivery(), Some(&key())).unwrap();
+        let plain = super::body(&delivery(), None).unwrap();
+        let mut cases = vec![plain, b"not json".to_vec(), Vec::new()];
+        for (path, replacement) in [
+            ("version", json!("2")),
+            ("alg", json!("A128GCM")),
+            ("nonce", json!("not base64!")),
+            ("nonce", json!(BASE64.encode([0u8; 8]))),
+            ("ciphertext", json!("***")),
+            ("ciphertext", json!(BASE64.encode([0u8; 15]))),
+        ] {
+            let mut value = wire(&body);
+            if path == "version" {
+                value[path] = replacement;
+            } else {
+                value["encrypted"][path] = replacement;
+            }
+            cases.push(to_bytes(&value));
+        }
+        for case in cases {
+            let err = decrypt(&case, &key()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Rejected {
+                        kind: Rejection::BadRequest,
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_valid_key_secret_parses() {
+        let raw = secret(&format!(
+            r#"{{"keyId": "k1", "key": "{}"}}"#,
+            BASE64.encode(KEY_BYTES)
+        ));
+        let parsed = EncryptionKey::parse(&raw).unwrap();
+        assert_eq!(parsed.key_id, "k1");
+        let body = body(&delivery(), Some(&parsed)).unwrap();
+        assert_eq!(decrypt(&body, &key()).unwrap(), delivery());
+    }
+
+    #[test]
+    fn key_parse_errors_name_the_field_and_never_the_key() {
+        let short = BASE64.encode([0x5a; 16]);
+        let long = BASE64.encode([0x5a; 33]);
+        let almost = BASE64.encode([0x5a; 31]);
+        let cases = [
+            (
+                format!(r#"{{"keyId":"k1","key":"{short}"}}"#),
+                "`key`",
+                short.clone(),
+            ),
+            (
+                format!(r#"{{"keyId":"k1","key":"{long}"}}"#),
+                "`key`",
+                long.clone(),
+            ),
+            (
+                format!(r#"{{"keyId":"k1","key":"{almost}"}}"#),
+                "`key`",
+                almost.clone(),
+            ),
+            (
+                r#"{"keyId":"k1","key":"correct horse battery staple!!"}"#.to_owned(),
+                "`key`",
+                "horse".to_owned(),
+            ),
+            (
+                format!(r#"{{"key":"{}"}}"#, BASE64.encode(KEY_BYTES)),
+                "keyId",
+                BASE64.encode(KEY_BYTES),
+            ),
+            (r#"{"keyId":"k1"}"#.to_owned(), "key", "k1\"".to_owned()),
+            (
+                format!(r#"{{"keyId":" ","key":"{}"}}"#, BASE64.encode(KEY_BYTES)),
+                "keyId",
+                BASE64.encode(KEY_BYTES),
+            ),
+            (
+                r#"{"keyId":"k1","key":12345678901234}"#.to_owned(),
+                "",
+                "12345678901234".to_owned(),
+            ),
+            ("s3cr3t-not-json".to_owned(), "", "s3cr3t".to_owned()),
+        ];
+        for (raw, names, value) in cases {
+            let err = EncryptionKey::parse(&secret(&raw)).unwrap_err();
+            assert!(matches!(err, Error::Permanent { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(text.contains(names), "{raw}: {text}");
+            assert!(!text.contains(&value), "{raw}: {text}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let shown = format!("{:?}", key());
+        assert!(shown.contains("k1"), "{shown}");
+        assert!(!shown.contains("7, 7"), "{shown}");
+        assert!(!shown.contains(&BASE64.encode(KEY_BYTES)), "{shown}");
+    }
+
+    #[test]
+    fn signature_headers_are_the_three_standard_webhooks_headers() {
+        let secrets = [secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")];
+        let headers = signature_headers("dlv_1", 1_614_265_330, b"{}", &secrets).unwrap();
+        let names: Vec<&str> = headers.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        );
+        assert_eq!(headers[0].1, "dlv_1");
+        assert_eq!(headers[1].1, "1614265330");
+        assert!(headers[2].1.starts_with("v1,"));
+    }
+
+    #[test]
+    fn signature_headers_need_a_usable_secret_and_never_show_it() {
+        assert!(signature_headers("dlv_1", 1, b"{}", &[]).is_err());
+        let secrets = [
+            secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            secret("whsec_not*base64*value"),
+        ];
+        let err = signature_headers("dlv_1", 1, b"{}", &secrets)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 of 2"), "{err}");
+        assert!(!err.contains("base64*value"), "{err}");
+    }
+}

@@ -1,0 +1,133 @@
+//! A downstream HTTP service receiving forwarded events: records every request and answers
+//! what each path is scripted to (200 when nothing is scripted).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use super::server::{self, lock, Served};
+
+/// A scripted answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// This status, with a short text body.
+    Status(u16),
+    /// 429 or 503 with `Retry-After: secs`.
+    RetryAfter {
+        /// The status.
+        status: u16,
+        /// Seconds for the header.
+        secs: u64,
+    },
+}
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The path.
+    pub path: String,
+    /// Headers, lower-cased names.
+    pub headers: HashMap<String, String>,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// The status answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Inner {
+    scripts: HashMap<String, VecDeque<Reply>>,
+    always: HashMap<String, u16>,
+    received: Vec<Received>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+/// A running downstream service on 127.0.0.1; stopped when dropped.
+pub struct Downstream {
+    shared: Shared,
+    served: Served,
+}
+
+impl Downstream {
+    /// Starts the service on a free port.
+    pub async fn start() -> Self {
+        let (listener, port) = server::bind().await;
+        let shared: Shared = Arc::default();
+        let app = Router::new()
+            .fallback(receive)
+            .with_state(Arc::clone(&shared));
+        Self {
+            shared,
+            served: server::serve(listener, port, app),
+        }
+    }
+
+    /// The URL of `path` on this service.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.served.base_url)
+    }
+
+    /// Answers the next requests to `path` with these replies, in order.
+    pub fn script(&self, path: &str, replies: Vec<Reply>) {
+        lock(&self.shared)
+            .scripts
+            .entry(path.to_owned())
+            .or_default()
+            .extend(replies);
+    }
+
+    /// Answers every request to `path` with `status` from now on.
+    pub fn always(&self, path: &str, status: u16) {
+        lock(&self.shared).always.insert(path.to_owned(), status);
+    }
+
+    /// Everything received on `path`.
+    pub fn received(&self, path: &str) -> Vec<Received> {
+        lock(&self.shared)
+            .received
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+async fn receive(
+    State(shared): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let mut inner = lock(&shared);
+    let reply = inner
+        .scripts
+        .get_mut(&path)
+        .and_then(VecDeque::pop_front)
+        .or_else(|| inner.always.get(&path).map(|s| Reply::Status(*s)))
+        .unwrap_or(Reply::Status(200));
+    let (status, retry_after) = match reply {
+        Reply::Status(status) => (status, None),
+        Reply::RetryAfter { status, secs } => (status, Some(secs)),
+    };
+    inner.received.push(Received {
+        path,
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        body: body.to_vec(),
+        status,
+    });
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match retry_after {
+        Some(secs) => (code, [("retry-after", secs.to_string())], "later").into_response(),
+        None => (code, "ok").into_response(),
+    }
+}
