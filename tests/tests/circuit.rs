@@ -1,13 +1,23 @@
 //! The per-endpoint circuit breaker against DynamoDB on a local AWS. Two breakers on one table
 //! stand for two processor instances running at once; time is driven through `now`.
+//!
+//! DynamoDB applies each conditional write atomically; moto does not (its threaded server checks
+//! a condition and applies the update in separate steps, so two concurrent writes can both pass).
+//! The breakers therefore reach moto through [`one_at_a_time`], which hands it one request at a
+//! time: every request is atomic as in DynamoDB, while the breakers' calls still interleave.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use axum::extract::Request;
+use axum::http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
+use axum::response::Response;
 use futures_util::future::join_all;
 use genesys_relay::forward::circuit::{CircuitBreaker, CircuitPolicy, Permit};
 use genesys_relay::table::{epoch_millis, epoch_secs};
+use relay_tests::fakes::server::{self, Served};
 use relay_tests::LocalAws;
 
 const ENDPOINT: &str = "crm";
@@ -24,12 +34,55 @@ fn policy() -> CircuitPolicy {
     }
 }
 
-async fn two_instances() -> (LocalAws, CircuitBreaker, CircuitBreaker) {
+/// A relay on 127.0.0.1 that forwards each request to `upstream` only once the one before it
+/// was answered; stopped when dropped.
+async fn one_at_a_time(upstream: &str) -> Served {
+    let (listener, port) = server::bind().await;
+    let upstream = upstream.to_owned();
+    let client = reqwest::Client::new();
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let (upstream, client, turn) = (upstream.clone(), client.clone(), Arc::clone(&turn));
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let mut headers = parts.headers;
+            headers.remove(HOST);
+            let _turn = turn.lock().await;
+            let answer = client
+                .request(parts.method, format!("{upstream}{path}"))
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let mut response = Response::builder().status(answer.status());
+            for (name, value) in answer.headers() {
+                if name != TRANSFER_ENCODING && name != CONNECTION {
+                    response = response.header(name, value);
+                }
+            }
+            response
+                .body(axum::body::Body::from(answer.bytes().await.unwrap()))
+                .unwrap()
+        }
+    });
+    server::serve(listener, port, app)
+}
+
+/// A local AWS with the state table, a relay to it, and two breakers (instances) sharing it.
+async fn two_instances() -> (LocalAws, Served, CircuitBreaker, CircuitBreaker) {
     let aws = LocalAws::start().await;
     aws.table("state").await;
-    let a = CircuitBreaker::new(aws.dynamodb(), "state", policy());
-    let b = CircuitBreaker::new(aws.dynamodb(), "state", policy());
-    (aws, a, b)
+    let relay = one_at_a_time(&aws.endpoint).await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&aws.sdk)
+        .endpoint_url(&relay.base_url)
+        .build();
+    let ddb = aws_sdk_dynamodb::Client::from_conf(config);
+    let a = CircuitBreaker::new(ddb.clone(), "state", policy());
+    let b = CircuitBreaker::new(ddb, "state", policy());
+    (aws, relay, a, b)
 }
 
 fn open_for(retry_after: Duration) -> Permit {
@@ -91,7 +144,7 @@ fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a
 
 #[tokio::test]
 async fn stays_closed_below_min_requests_even_when_every_delivery_fails() {
-    let (aws, a, b) = two_instances().await;
+    let (aws, _relay, a, b) = two_instances().await;
     let t0 = SystemTime::now();
     for i in 0..9 {
         deliver(if i % 2 == 0 { &a } else { &b }, false, t0 + i * SECOND).await;
@@ -113,7 +166,7 @@ async fn stays_closed_below_min_requests_even_when_every_delivery_fails() {
 
 #[tokio::test]
 async fn opens_when_both_instances_failures_reach_the_ratio_and_both_then_defer() {
-    let (aws, a, b) = two_instances().await;
+    let (aws, _relay, a, b) = two_instances().await;
     let t0 = SystemTime::now();
     for _ in 0..6 {
         deliver(&a, true, t0).await;
@@ -166,7 +219,7 @@ async fn opens_when_both_instances_failures_reach_the_ratio_and_both_then_defer(
 
 #[tokio::test]
 async fn after_open_for_exactly_one_concurrent_caller_probes_and_its_success_closes() {
-    let (aws, a, b) = two_instances().await;
+    let (aws, _relay, a, b) = two_instances().await;
     let t0 = SystemTime::now();
     trip(&a, &b, t0).await;
 
@@ -218,7 +271,7 @@ async fn after_open_for_exactly_one_concurrent_caller_probes_and_its_success_clo
 
 #[tokio::test]
 async fn a_failed_probe_reopens_the_circuit_for_open_for() {
-    let (_aws, a, b) = two_instances().await;
+    let (_aws, _relay, a, b) = two_instances().await;
     let t0 = SystemTime::now();
     trip(&a, &b, t0).await;
 
@@ -242,7 +295,7 @@ async fn a_failed_probe_reopens_the_circuit_for_open_for() {
 
 #[tokio::test]
 async fn a_crashed_probe_lapses_after_its_lease_and_another_caller_takes_it() {
-    let (_aws, a, b) = two_instances().await;
+    let (_aws, _relay, a, b) = two_instances().await;
     let t0 = SystemTime::now();
     trip(&a, &b, t0).await;
 
@@ -271,7 +324,7 @@ async fn a_crashed_probe_lapses_after_its_lease_and_another_caller_takes_it() {
 
 #[tokio::test]
 async fn a_new_window_forgets_old_failures_and_is_started_once() {
-    let (aws, a, b) = two_instances().await;
+    let (aws, _relay, a, b) = two_instances().await;
     let t0 = SystemTime::now();
     for i in 0..9 {
         deliver(if i % 2 == 0 { &a } else { &b }, false, t0).await;
@@ -313,7 +366,7 @@ async fn a_new_window_forgets_old_failures_and_is_started_once() {
 
 #[tokio::test]
 async fn successes_keep_it_closed() {
-    let (aws, a, b) = two_instances().await;
+    let (aws, _relay, a, b) = two_instances().await;
     let t0 = SystemTime::now();
     // Two successes to every failure, over three times min_requests.
     for i in 0..30 {
@@ -332,7 +385,7 @@ async fn successes_keep_it_closed() {
 
 #[tokio::test]
 async fn each_endpoint_has_one_item_that_expires_a_week_after_its_last_write() {
-    let (aws, a, b) = two_instances().await;
+    let (aws, _relay, a, b) = two_instances().await;
     let t0 = SystemTime::now();
     assert!(
         stored(&aws, ENDPOINT).await.is_empty(),
