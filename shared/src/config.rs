@@ -515,6 +515,9 @@ pub struct EventBridgeConfig {
     pub dlq_url: String,
     /// How long a conversation's `.outbound` context waits for its wrap-up (`CONTEXT_TTL_SECS`).
     pub context_ttl: Duration,
+    /// The main queue (`QUEUE_URL`), where events to forward are put for the processor; required
+    /// when the rules forward anything.
+    pub queue_url: Option<String>,
     /// Action settings.
     pub actions: ActionsConfig,
 }
@@ -522,10 +525,19 @@ pub struct EventBridgeConfig {
 impl EventBridgeConfig {
     /// Reads and validates the EventBridge handler settings.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let actions = ActionsConfig::from_env(env)?;
+        let queue_url = env.optional("QUEUE_URL");
+        if actions.rules.forward.is_some() && queue_url.is_none() {
+            return Err(ConfigError {
+                name: "QUEUE_URL",
+                problem: "is required when the rules forward events".into(),
+            });
+        }
         Ok(Self {
             dlq_url: env.required("DLQ_URL")?,
             context_ttl: env.seconds("CONTEXT_TTL_SECS", Duration::from_secs(7 * 24 * 3600))?,
-            actions: ActionsConfig::from_env(env)?,
+            queue_url,
+            actions,
         })
     }
 }

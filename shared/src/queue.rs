@@ -43,6 +43,8 @@ pub enum Source {
     GenesysWebhook,
     /// A Twilio message status callback (form or JSON).
     TwilioStatus,
+    /// An event from the Genesys EventBridge integration, queued for forwarding (body: its detail).
+    GenesysEventBridge,
 }
 
 impl Source {
@@ -51,6 +53,7 @@ impl Source {
         match self {
             Self::GenesysWebhook => "genesys-webhook",
             Self::TwilioStatus => "twilio-status",
+            Self::GenesysEventBridge => "genesys-eventbridge",
         }
     }
 
@@ -59,6 +62,7 @@ impl Source {
         match value {
             "genesys-webhook" => Some(Self::GenesysWebhook),
             "twilio-status" => Some(Self::TwilioStatus),
+            "genesys-eventbridge" => Some(Self::GenesysEventBridge),
             _ => None,
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsEvent;
 use base64::Engine;
 use genesys_relay::actions::forward::recent_attempts;
-use genesys_relay::config::{Env, ProcessorConfig};
+use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig};
 use genesys_relay::dead_letter;
 use genesys_relay::event::EventKey;
 use genesys_relay::forward::circuit::CircuitPolicy;
@@ -16,7 +16,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use processor::forwarding;
 use processor::{handle, Deps};
 use relay_tests::fakes::downstream::{Downstream, Reply};
-use relay_tests::{attribute, sign, LocalAws};
+use relay_tests::{attribute, sample_event, sign, LocalAws};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -29,6 +29,7 @@ struct Stack {
     dlq_url: String,
     downstream: Downstream,
     deps: Deps,
+    eventbridge: eventbridge_handler::Deps,
     sender: QueueSender,
 }
 
@@ -75,14 +76,17 @@ async fn stack(
         ("FORWARD_ALLOW_HTTP_LOOPBACK", "true".into()),
         ("RULES", rules.to_string()),
     ]);
-    let mut config =
-        ProcessorConfig::from_env(&Env::from_fn(|k| env.get(k).cloned())).expect("valid settings");
+    let lookup = Env::from_fn(|k| env.get(k).cloned());
+    let mut config = ProcessorConfig::from_env(&lookup).expect("valid settings");
     config.actions.circuit = circuit;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
-    let deps = Deps::new(config, &aws.sdk, http).expect("clients");
+    let deps = Deps::new(config, &aws.sdk, http.clone()).expect("clients");
+    let eventbridge_config = EventBridgeConfig::from_env(&lookup).expect("valid settings");
+    let eventbridge =
+        eventbridge_handler::Deps::new(eventbridge_config, &aws.sdk, http).expect("clients");
     let sender = QueueSender::new(aws.sqs(), queue_url.clone(), None, 240 * 1024);
     Stack {
         aws,
@@ -90,6 +94,7 @@ async fn stack(
         dlq_url,
         downstream,
         deps,
+        eventbridge,
         sender,
     }
 }
@@ -406,4 +411,57 @@ async fn an_endpoint_pointing_inside_is_refused_and_dead_lettered() {
     assert_eq!(dead.len(), 1);
     let reason = attribute(&dead[0], dead_letter::attr::ERROR_MESSAGE).unwrap();
     assert!(reason.contains("169.254.169.254"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_eventbridge_event_is_forwarded_through_the_queue() {
+    let stack = stack(
+        |d, _| {
+            json!([endpoint(
+                d,
+                "acw",
+                json!({"eventTypes": ["v2.detail.events.conversation.{id}.acw"]})
+            )])
+        },
+        CircuitPolicy::default(),
+    )
+    .await;
+    for file in ["eventbridge-outbound.json", "eventbridge-acw.json"] {
+        let event: eventbridge_handler::Input = serde_json::from_str(&sample_event(file)).unwrap();
+        eventbridge_handler::handle(
+            LambdaEvent::new(event, Context::default()),
+            &stack.eventbridge,
+        )
+        .await
+        .unwrap();
+    }
+    let (batch, failed) = stack.process_queue().await;
+    assert_eq!(
+        batch.records.len(),
+        1,
+        "only the event an endpoint wants is queued"
+    );
+    assert_eq!(
+        batch.records[0].message_attributes["source"]
+            .string_value
+            .as_deref(),
+        Some("genesys-eventbridge")
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    let received = stack.downstream.received("/acw");
+    assert_eq!(received.len(), 1);
+    let delivery: Delivery = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(delivery.source, "genesys-eventbridge");
+    assert_eq!(
+        delivery.event_type,
+        "v2.detail.events.conversation.7f1c3a52-8a4b-4c1e-9d2f-0b6e5a1c9e11.acw"
+    );
+    assert_eq!(
+        delivery.event["eventBody"]["wrapupCode"],
+        "ININ-OUTBOUND-NO-ANSWER"
+    );
+    assert_eq!(
+        delivery.occurred_at, "2026-11-20T04:59:59Z",
+        "eventTime 1795150799000 ms"
+    );
 }

@@ -5,7 +5,8 @@
 //! code, texts the customer with it. An `.acw` that arrives first is retried (an error: Lambda
 //! retries the event, then sends it to the DLQ), never dropped and never texted to the wrong
 //! party. Unknown topics are counted and ignored; an event that cannot be read goes to the DLQ with
-//! its reason.
+//! its reason. An event a forwarding endpoint wants is put on the main queue, where the processor
+//! delivers it like any other.
 
 pub mod topic;
 
@@ -14,12 +15,15 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use genesys_relay::actions::sms_on_wrapup::{self, WrapupContext};
 use genesys_relay::actions::{run_once, ActionDeps, Outcome};
 use genesys_relay::config::EventBridgeConfig;
+use genesys_relay::config::DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES;
 use genesys_relay::conversation_store::{Applied, ConversationStore, OutboundContext};
 use genesys_relay::event::{EventKey, GenesysDetail};
 use genesys_relay::idempotency::{lease_until, Idempotency};
+use genesys_relay::queue::{Envelope, QueueSender, Source};
 use genesys_relay::{dead_letter, telemetry, Error, Result};
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
 use topic::{body_str, event_key, Topic};
 
@@ -39,6 +43,8 @@ pub struct Deps {
     pub conversations: ConversationStore,
     /// What the actions use.
     pub actions: ActionDeps,
+    /// The main queue, for events to forward (when the rules forward any).
+    pub queue: Option<QueueSender>,
 }
 
 impl Deps {
@@ -55,6 +61,14 @@ impl Deps {
             ),
             conversations: ConversationStore::new(ddb, table, config.context_ttl),
             actions: ActionDeps::new(&config.actions, aws, http)?,
+            queue: config.queue_url.clone().map(|url| {
+                QueueSender::new(
+                    aws_sdk_sqs::Client::new(aws),
+                    url,
+                    None,
+                    DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES,
+                )
+            }),
             config,
         })
     }
@@ -72,12 +86,17 @@ pub async fn handle(event: LambdaEvent<Input>, deps: &Deps) -> Result<(), lambda
             return dead_letter(input, None, "decode", &error, deps).await;
         }
     };
+    let key = event_key(&detail);
+    match queue_for_forwarding(&detail, &key, deps).await {
+        Ok(()) => {}
+        Err(error @ Error::Retryable { .. }) => return Err(error.into()),
+        Err(error) => return dead_letter(input, Some(&key), "forward", &error, deps).await,
+    }
     let Some(topic) = Topic::of(&detail.topic_name) else {
         tracing::info!(topic = %detail.topic_name, "topic not acted on");
         telemetry::count_outcome("eventbridge-handler", "none", "ignored");
         return Ok(());
     };
-    let key = event_key(&detail);
     let result = match topic {
         Topic::Outbound => outbound(&detail, deps).await,
         Topic::Acw => wrapup(&detail, &key, lease, deps).await,
@@ -102,6 +121,33 @@ pub async fn handle(event: LambdaEvent<Input>, deps: &Deps) -> Result<(), lambda
         }
         Err(error) => dead_letter(input, Some(&key), topic.name(), &error, deps).await,
     }
+}
+
+/// Puts the event on the main queue when an endpoint wants it: the processor delivers it, with
+/// the retries, deferrals and dead letters of every forwarded event. A repeat is harmless: each
+/// (event, endpoint) delivery is claimed once.
+async fn queue_for_forwarding(detail: &GenesysDetail, key: &EventKey, deps: &Deps) -> Result<()> {
+    let (Some(forwarder), Some(queue)) = (&deps.actions.forward, &deps.queue) else {
+        return Ok(());
+    };
+    if forwarder.endpoints_for(&detail.topic_name).is_empty() {
+        return Ok(());
+    }
+    let body = serde_json::to_string(detail)
+        .map_err(|e| Error::permanent(format!("cannot encode the event: {e}")))?;
+    let envelope = Envelope {
+        event_key: key.clone(),
+        source: Source::GenesysEventBridge,
+        received_at: OffsetDateTime::now_utc(),
+        content_type: "application/json".into(),
+        correlation_id: detail.metadata.correlation_id.clone(),
+        group_id: body_str(detail, "conversationId")
+            .unwrap_or(key.as_str())
+            .to_owned(),
+    };
+    queue.send(&envelope, body).await?;
+    tracing::info!(topic = %detail.topic_name, event_key = %key, "queued for forwarding");
+    Ok(())
 }
 
 /// Stores what the wrap-up will need, when the rules text anyone at all.

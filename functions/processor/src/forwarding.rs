@@ -64,7 +64,7 @@ impl Job {
 pub fn event_type(envelope: &Envelope, event: &Value) -> String {
     match envelope.source {
         Source::TwilioStatus => "twilio.message-status".to_owned(),
-        Source::GenesysWebhook => event
+        Source::GenesysWebhook | Source::GenesysEventBridge => event
             .get("topicName")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())

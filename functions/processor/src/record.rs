@@ -177,6 +177,8 @@ fn plan(envelope: &Envelope, payload: &str, deps: &Deps) -> Result<Vec<Planned>>
         Source::TwilioStatus if envelope.content_type == "application/x-www-form-urlencoded" => {
             Ok(vec![Planned::Status(StatusCallback::from_form(payload)?)])
         }
-        Source::TwilioStatus => Ok(Vec::new()),
+        // Twilio's JSON webhooks carry no status to write back; EventBridge events were acted on by
+        // the EventBridge handler and are here only to be forwarded.
+        Source::TwilioStatus | Source::GenesysEventBridge => Ok(Vec::new()),
     }
 }
