@@ -14,6 +14,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 
 pub mod fakes;
+pub mod providers;
 
 /// A running moto server, killed on drop.
 pub struct LocalAws {

@@ -1,19 +1,13 @@
 //! The EventBridge handler against a local AWS and local Twilio and Genesys servers.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use eventbridge_handler::{handle, Deps, Input};
 use genesys_relay::config::{Env, EventBridgeConfig};
 use genesys_relay::dead_letter;
 use lambda_runtime::{Context, LambdaEvent};
-use relay_tests::fakes::genesys::FakeGenesys;
-use relay_tests::fakes::twilio::FakeTwilio;
+use relay_tests::providers::{http_client, Providers};
 use relay_tests::{attribute, sample_event, LocalAws};
 use serde_json::{json, Value};
 
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "twilio-auth-token";
 /// The customer in events/eventbridge-outbound.json.
 const CUSTOMER: &str = "+14158675309";
 const RULES: &str = r#"{"smsOnWrapup": {"templates": {"ININ-OUTBOUND-NO-ANSWER": "Sorry we missed you ({{campaignId}})."}, "from": "+15005550006"}}"#;
@@ -21,51 +15,23 @@ const RULES: &str = r#"{"smsOnWrapup": {"templates": {"ININ-OUTBOUND-NO-ANSWER":
 struct Stack {
     aws: LocalAws,
     dlq_url: String,
-    twilio: FakeTwilio,
-    _genesys: FakeGenesys,
+    providers: Providers,
     deps: Deps,
 }
 
 async fn stack() -> Stack {
     let aws = LocalAws::start().await;
     let dlq_url = aws.queue("dlq").await;
-    aws.table("state").await;
-    let twilio_arn = aws
-        .secret(
-            "twilio",
-            &json!({"accountSid": ACCOUNT, "authToken": TOKEN}).to_string(),
-        )
-        .await;
-    let genesys_arn = aws
-        .secret(
-            "genesys",
-            &json!({"clientId": "relay", "clientSecret": "s3cret"}).to_string(),
-        )
-        .await;
-    let twilio = FakeTwilio::start(ACCOUNT, vec![(ACCOUNT.into(), TOKEN.into())]).await;
-    let genesys = FakeGenesys::start("relay", "s3cret", 3600).await;
-    let env: HashMap<&str, String> = HashMap::from([
-        ("DLQ_URL", dlq_url.clone()),
-        ("TABLE_NAME", "state".into()),
-        ("TWILIO_SECRET_ARN", twilio_arn),
-        ("GENESYS_SECRET_ARN", genesys_arn),
-        ("TWILIO_API_BASE", twilio.base_url()),
-        ("GENESYS_API_BASE", genesys.base_url()),
-        ("GENESYS_LOGIN_BASE", genesys.base_url()),
-        ("RULES", RULES.into()),
-    ]);
+    let providers = Providers::start(&aws).await;
+    let mut env = providers.settings();
+    env.extend([("DLQ_URL", dlq_url.clone()), ("RULES", RULES.into())]);
     let config = EventBridgeConfig::from_env(&Env::from_fn(|k| env.get(k).cloned()))
         .expect("valid settings");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let deps = Deps::new(config, &aws.sdk, http).expect("clients");
+    let deps = Deps::new(config, &aws.sdk, http_client()).expect("clients");
     Stack {
         aws,
         dlq_url,
-        twilio,
-        _genesys: genesys,
+        providers,
         deps,
     }
 }
@@ -96,11 +62,11 @@ async fn outbound_then_a_configured_wrapup_texts_the_customer_once() {
     let stack = stack().await;
     stack.deliver(outbound()).await.unwrap();
     assert!(
-        stack.twilio.messages().is_empty(),
+        stack.providers.twilio.messages().is_empty(),
         "nothing is sent before the wrap-up"
     );
     stack.deliver(acw()).await.unwrap();
-    let sent = stack.twilio.messages();
+    let sent = stack.providers.twilio.messages();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].to, CUSTOMER);
     assert_eq!(
@@ -118,13 +84,13 @@ async fn a_wrapup_before_its_outbound_event_is_retried_then_succeeds() {
         .expect_err("retried, not dropped");
     assert!(error.to_string().contains("before its outbound"), "{error}");
     assert!(
-        stack.twilio.messages().is_empty(),
+        stack.providers.twilio.messages().is_empty(),
         "nobody is texted without the outbound context"
     );
     stack.deliver(outbound()).await.unwrap();
     stack.deliver(acw()).await.unwrap();
-    assert_eq!(stack.twilio.messages().len(), 1);
-    assert_eq!(stack.twilio.messages()[0].to, CUSTOMER);
+    assert_eq!(stack.providers.twilio.messages().len(), 1);
+    assert_eq!(stack.providers.twilio.messages()[0].to, CUSTOMER);
 }
 
 #[tokio::test]
@@ -134,7 +100,7 @@ async fn a_redelivered_copy_with_a_new_eventbridge_id_sends_nothing_more() {
     stack.deliver(acw()).await.unwrap();
     let copy = event("eventbridge-acw-redelivered.json", |_| {});
     stack.deliver(copy).await.unwrap();
-    assert_eq!(stack.twilio.messages().len(), 1);
+    assert_eq!(stack.providers.twilio.messages().len(), 1);
 }
 
 #[tokio::test]
@@ -143,7 +109,7 @@ async fn a_wrapup_code_that_is_not_configured_does_nothing() {
     stack.deliver(outbound()).await.unwrap();
     let sale = event("eventbridge-acw-other-code.json", |_| {});
     stack.deliver(sale).await.unwrap();
-    assert!(stack.twilio.requests().is_empty());
+    assert!(stack.providers.twilio.requests().is_empty());
     assert!(stack.aws.messages(&stack.dlq_url).await.is_empty());
 }
 
@@ -156,7 +122,7 @@ async fn an_older_event_arriving_late_does_not_overwrite_newer_state() {
     stack.deliver(older).await.unwrap();
     stack.deliver(acw()).await.unwrap();
     assert_eq!(
-        stack.twilio.messages()[0].to,
+        stack.providers.twilio.messages()[0].to,
         CUSTOMER,
         "the newer context stood"
     );
@@ -166,7 +132,7 @@ async fn an_older_event_arriving_late_does_not_overwrite_newer_state() {
         v["detail"]["eventBody"]["eventTime"] = json!(1795150798000_i64)
     });
     stack.deliver(stale).await.unwrap();
-    assert_eq!(stack.twilio.messages().len(), 1);
+    assert_eq!(stack.providers.twilio.messages().len(), 1);
 }
 
 #[tokio::test]
@@ -189,5 +155,5 @@ async fn unknown_topics_are_ignored_and_unreadable_events_dead_lettered() {
     assert!(attribute(&dead[0], dead_letter::attr::ERROR_MESSAGE)
         .unwrap()
         .contains("not a Genesys event"));
-    assert!(stack.twilio.requests().is_empty());
+    assert!(stack.providers.twilio.requests().is_empty());
 }

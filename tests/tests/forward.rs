@@ -1,7 +1,6 @@
 //! Forwarding through the processor, against a local AWS and a local downstream service.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use base64::Engine;
@@ -16,6 +15,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use processor::forwarding;
 use processor::{handle, Deps};
 use relay_tests::fakes::downstream::{Downstream, Reply};
+use relay_tests::providers::{http_client, Providers};
 use relay_tests::{attribute, sample_event, sign, LocalAws};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -31,6 +31,7 @@ struct Stack {
     deps: Deps,
     eventbridge: eventbridge_handler::Deps,
     sender: QueueSender,
+    _providers: Providers,
 }
 
 /// A stack whose rules forward to the given endpoints (JSON objects without secrets ARNs filled).
@@ -41,48 +42,27 @@ async fn stack(
     let aws = LocalAws::start().await;
     let dlq_url = aws.queue("dlq").await;
     let queue_url = aws.queue("main").await;
-    aws.table("state").await;
+    let providers = Providers::start(&aws).await;
     let key =
         json!({"keyId": "k1", "key": base64::engine::general_purpose::STANDARD.encode(KEY_BYTES)});
     let arns = HashMap::from([
         ("signing", aws.secret("signing", SIGNING).await),
         ("token", aws.secret("token", "downstream-token").await),
         ("key", aws.secret("key", &key.to_string()).await),
-        (
-            "twilio",
-            aws.secret(
-                "twilio",
-                r#"{"accountSid":"AC0123456789abcdef0123456789abcdef","authToken":"t"}"#,
-            )
-            .await,
-        ),
-        (
-            "genesys",
-            aws.secret("genesys", r#"{"clientId":"c","clientSecret":"s"}"#)
-                .await,
-        ),
     ]);
     let downstream = Downstream::start().await;
     let rules = json!({"forward": {"endpoints": endpoints(&downstream, &arns)}});
-    let env: HashMap<&str, String> = HashMap::from([
+    let mut env = providers.settings();
+    env.extend([
         ("QUEUE_URL", queue_url.clone()),
         ("DLQ_URL", dlq_url.clone()),
-        ("TABLE_NAME", "state".into()),
-        ("TWILIO_SECRET_ARN", arns["twilio"].clone()),
-        ("GENESYS_SECRET_ARN", arns["genesys"].clone()),
-        ("TWILIO_API_BASE", "http://127.0.0.1:9".into()),
-        ("GENESYS_API_BASE", "http://127.0.0.1:9".into()),
-        ("GENESYS_LOGIN_BASE", "http://127.0.0.1:9".into()),
         ("FORWARD_ALLOW_HTTP_LOOPBACK", "true".into()),
         ("RULES", rules.to_string()),
     ]);
     let lookup = Env::from_fn(|k| env.get(k).cloned());
     let mut config = ProcessorConfig::from_env(&lookup).expect("valid settings");
     config.actions.circuit = circuit;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    let http = http_client();
     let deps = Deps::new(config, &aws.sdk, http.clone()).expect("clients");
     let eventbridge_config = EventBridgeConfig::from_env(&lookup).expect("valid settings");
     let eventbridge =
@@ -96,6 +76,7 @@ async fn stack(
         deps,
         eventbridge,
         sender,
+        _providers: providers,
     }
 }
 

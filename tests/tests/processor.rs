@@ -1,7 +1,7 @@
 //! The processor against a local AWS and local Twilio and Genesys servers that check the real
 //! request shapes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -13,12 +13,11 @@ use lambda_runtime::{Context, LambdaEvent};
 use processor::{handle, Deps};
 use relay_tests::fakes::genesys::FakeGenesys;
 use relay_tests::fakes::twilio::{FakeTwilio, Reply};
+use relay_tests::providers::{http_client, Providers, TWILIO_ACCOUNT, TWILIO_SECRET};
 use relay_tests::{attribute, lambda_record, LocalAws};
 use serde_json::json;
 use time::OffsetDateTime;
 
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "twilio-auth-token";
 const CUSTOMER: &str = "+14158675309";
 const SENDER: &str = "+15005550006";
 const STATUS_URL: &str = "https://relay.example.com/webhooks/twilio/status";
@@ -38,41 +37,21 @@ async fn stack() -> Stack {
     let aws = LocalAws::start().await;
     let dlq_url = aws.queue("dlq").await;
     let queue_url = aws.queue("main").await;
-    aws.table("state").await;
-    let twilio_arn = aws
-        .secret(
-            "twilio",
-            &json!({"accountSid": ACCOUNT, "authToken": TOKEN}).to_string(),
-        )
-        .await;
-    let genesys_arn = aws
-        .secret(
-            "genesys",
-            &json!({"clientId": "relay", "clientSecret": "s3cret"}).to_string(),
-        )
-        .await;
-    let twilio = FakeTwilio::start(ACCOUNT, vec![(ACCOUNT.into(), TOKEN.into())]).await;
-    let genesys = FakeGenesys::start("relay", "s3cret", 3600).await;
-    let env: HashMap<&str, String> = HashMap::from([
+    let providers = Providers::start(&aws).await;
+    let mut env = providers.settings();
+    env.extend([
         ("QUEUE_URL", queue_url.clone()),
         ("DLQ_URL", dlq_url.clone()),
-        ("TABLE_NAME", "state".into()),
-        ("TWILIO_SECRET_ARN", twilio_arn),
-        ("GENESYS_SECRET_ARN", genesys_arn),
-        ("TWILIO_API_BASE", twilio.base_url()),
-        ("GENESYS_API_BASE", genesys.base_url()),
-        ("GENESYS_LOGIN_BASE", genesys.base_url()),
         ("STATUS_CALLBACK_URL", STATUS_URL.into()),
         ("RULES", RULES.into()),
     ]);
     let config =
         ProcessorConfig::from_env(&Env::from_fn(|k| env.get(k).cloned())).expect("valid settings");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let deps = Deps::new(config, &aws.sdk, http).expect("clients");
+    let deps = Deps::new(config, &aws.sdk, http_client()).expect("clients");
     let sender = QueueSender::new(aws.sqs(), queue_url.clone(), None, 240 * 1024);
+    let Providers {
+        twilio, genesys, ..
+    } = providers;
     Stack {
         aws,
         queue_url,
@@ -121,7 +100,7 @@ impl Stack {
 
     async fn enqueue_callback(&self, sid: &str, status: &str) {
         let body = format!(
-            "MessageSid={sid}&MessageStatus={status}&AccountSid={ACCOUNT}&To=%2B14158675309"
+            "MessageSid={sid}&MessageStatus={status}&AccountSid={TWILIO_ACCOUNT}&To=%2B14158675309"
         );
         let envelope = envelope(
             EventKey::from_parts(&[sid, status]),
@@ -173,7 +152,7 @@ async fn a_configured_wrapup_texts_the_customer_and_the_delivery_status_is_writt
     assert_eq!(sent[0].from.as_deref(), Some(SENDER));
     assert_eq!(sent[0].body, "Sorry we missed you, Ada.");
     assert_eq!(sent[0].status_callback.as_deref(), Some(STATUS_URL));
-    assert_eq!(sent[0].auth_user, ACCOUNT);
+    assert_eq!(sent[0].auth_user, TWILIO_ACCOUNT);
     let sid = sent[0].sid.clone();
 
     // Callbacks arrive together and out of order; the furthest status wins.
@@ -324,14 +303,14 @@ async fn a_rotated_twilio_secret_is_read_after_the_401_and_the_send_succeeds() {
         .aws
         .secrets()
         .put_secret_value()
-        .secret_id("twilio")
-        .secret_string(json!({"accountSid": ACCOUNT, "authToken": rotated}).to_string())
+        .secret_id(TWILIO_SECRET)
+        .secret_string(json!({"accountSid": TWILIO_ACCOUNT, "authToken": rotated}).to_string())
         .send()
         .await
         .expect("rotate");
     stack
         .twilio
-        .set_auth(vec![(ACCOUNT.into(), rotated.into())]);
+        .set_auth(vec![(TWILIO_ACCOUNT.into(), rotated.into())]);
 
     stack.enqueue_wrapup("c2", CUSTOMER).await;
     let (_, failed) = stack.process_queue().await;

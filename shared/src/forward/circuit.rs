@@ -159,8 +159,8 @@ impl CircuitBreaker {
     }
 
     /// May a delivery to `endpoint` go now? `now` is passed in so tests control time
-    /// (production passes `SystemTime::now()`). Only a half-open circuit is written to here: the
-    /// caller that wins the probe is the one whose write applied.
+    /// (production passes `SystemTime::now()`). Nothing is written unless a probe is due; then
+    /// the caller whose conditional write applies is the probe.
     pub async fn permit(&self, endpoint: &str, now: SystemTime) -> Result<Permit> {
         let now_ms = epoch_millis(now);
         let state = self.load(endpoint).await?;
@@ -316,10 +316,10 @@ impl CircuitBreaker {
             number(counted, "request_count"),
             number(counted, "failure_count"),
         );
-        let Some(window) = counted
-            .get("window_start")
-            .filter(|_| tipped(&self.policy, requests, failures))
-        else {
+        if !tipped(&self.policy, requests, failures) {
+            return Ok(());
+        }
+        let Some(window) = counted.get("window_start") else {
             return Ok(());
         };
         let request = self
