@@ -125,6 +125,18 @@ impl LocalAws {
         aws_sdk_dynamodb::Client::new(&self.sdk)
     }
 
+    /// A DynamoDB client whose requests reach moto one at a time, through a relay that lives as
+    /// long as the returned handle. DynamoDB applies each conditional write atomically; moto's
+    /// threaded server checks the condition and applies the write in separate steps, so tests of
+    /// concurrent conditional writes use this to get DynamoDB's guarantee.
+    pub async fn serialized_dynamodb(&self) -> (fakes::server::Served, aws_sdk_dynamodb::Client) {
+        let relay = fakes::server::one_at_a_time(&self.endpoint).await;
+        let config = aws_sdk_dynamodb::config::Builder::from(&self.sdk)
+            .endpoint_url(&relay.base_url)
+            .build();
+        (relay, aws_sdk_dynamodb::Client::from_conf(config))
+    }
+
     /// Creates the state table as the template defines it (`pk`/`sk` strings, on demand).
     pub async fn table(&self, name: &str) {
         use aws_sdk_dynamodb::types::{

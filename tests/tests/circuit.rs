@@ -3,21 +3,18 @@
 //!
 //! DynamoDB applies each conditional write atomically; moto does not (its threaded server checks
 //! a condition and applies the update in separate steps, so two concurrent writes can both pass).
-//! The breakers therefore reach moto through [`one_at_a_time`], which hands it one request at a
-//! time: every request is atomic as in DynamoDB, while the breakers' calls still interleave.
+//! The breakers therefore reach moto through `LocalAws::serialized_dynamodb`, which hands it one
+//! request at a time: every request is atomic as in DynamoDB, while the breakers' calls still
+//! interleave.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use axum::extract::Request;
-use axum::http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
-use axum::response::Response;
 use futures_util::future::join_all;
 use genesys_relay::forward::circuit::{CircuitBreaker, CircuitPolicy, Permit};
 use genesys_relay::table::{epoch_millis, epoch_secs};
-use relay_tests::fakes::server::{self, Served};
+use relay_tests::fakes::server::Served;
 use relay_tests::LocalAws;
 
 const ENDPOINT: &str = "crm";
@@ -34,52 +31,11 @@ fn policy() -> CircuitPolicy {
     }
 }
 
-/// A relay on 127.0.0.1 that forwards each request to `upstream` only once the one before it
-/// was answered; stopped when dropped.
-async fn one_at_a_time(upstream: &str) -> Served {
-    let (listener, port) = server::bind().await;
-    let upstream = upstream.to_owned();
-    let client = reqwest::Client::new();
-    let turn = Arc::new(tokio::sync::Mutex::new(()));
-    let app = axum::Router::new().fallback(move |request: Request| {
-        let (upstream, client, turn) = (upstream.clone(), client.clone(), Arc::clone(&turn));
-        async move {
-            let (parts, body) = request.into_parts();
-            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let mut headers = parts.headers;
-            headers.remove(HOST);
-            let _turn = turn.lock().await;
-            let answer = client
-                .request(parts.method, format!("{upstream}{path}"))
-                .headers(headers)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let mut response = Response::builder().status(answer.status());
-            for (name, value) in answer.headers() {
-                if name != TRANSFER_ENCODING && name != CONNECTION {
-                    response = response.header(name, value);
-                }
-            }
-            response
-                .body(axum::body::Body::from(answer.bytes().await.unwrap()))
-                .unwrap()
-        }
-    });
-    server::serve(listener, port, app)
-}
-
 /// A local AWS with the state table, a relay to it, and two breakers (instances) sharing it.
 async fn two_instances() -> (LocalAws, Served, CircuitBreaker, CircuitBreaker) {
     let aws = LocalAws::start().await;
     aws.table("state").await;
-    let relay = one_at_a_time(&aws.endpoint).await;
-    let config = aws_sdk_dynamodb::config::Builder::from(&aws.sdk)
-        .endpoint_url(&relay.base_url)
-        .build();
-    let ddb = aws_sdk_dynamodb::Client::from_conf(config);
+    let (relay, ddb) = aws.serialized_dynamodb().await;
     let a = CircuitBreaker::new(ddb.clone(), "state", policy());
     let b = CircuitBreaker::new(ddb, "state", policy());
     (aws, relay, a, b)

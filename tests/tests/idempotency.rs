@@ -17,7 +17,9 @@ const LEASE: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn of_concurrent_claims_on_one_key_exactly_one_runs() {
-    let (_aws, idempotency) = store().await;
+    let (aws, _) = store().await;
+    let (_relay, ddb) = aws.serialized_dynamodb().await;
+    let idempotency = Idempotency::new(ddb, "state", Duration::from_secs(3600));
     let key = EventKey::from_parts(&["conv-1", "1700000000000"]);
     let claims = futures_util::future::join_all(
         (0..8).map(|_| idempotency.claim("sms_on_wrapup", &key, b"payload", LEASE)),

@@ -3,6 +3,10 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use axum::extract::Request;
+use axum::http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
+use axum::response::Response;
+
 /// A server task serving on 127.0.0.1; aborted when dropped.
 pub struct Served {
     /// `http://127.0.0.1:<port>`.
@@ -41,4 +45,41 @@ pub fn lock<T>(shared: &Arc<Mutex<T>>) -> MutexGuard<'_, T> {
     shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A relay on 127.0.0.1 that forwards each request to `upstream` only once the one before it
+/// was answered; stopped when dropped.
+pub async fn one_at_a_time(upstream: &str) -> Served {
+    let (listener, port) = bind().await;
+    let upstream = upstream.to_owned();
+    let client = reqwest::Client::new();
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let (upstream, client, turn) = (upstream.clone(), client.clone(), Arc::clone(&turn));
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let mut headers = parts.headers;
+            headers.remove(HOST);
+            let _turn = turn.lock().await;
+            let answer = client
+                .request(parts.method, format!("{upstream}{path}"))
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let mut response = Response::builder().status(answer.status());
+            for (name, value) in answer.headers() {
+                if name != TRANSFER_ENCODING && name != CONNECTION {
+                    response = response.header(name, value);
+                }
+            }
+            response
+                .body(axum::body::Body::from(answer.bytes().await.unwrap()))
+                .unwrap()
+        }
+    });
+    serve(listener, port, app)
 }
