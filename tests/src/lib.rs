@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 
-pub mod fakes;
+pub use relay_local::fakes;
 pub mod providers;
 
 /// A running moto server, killed on drop.

@@ -73,7 +73,7 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
     }
     let planned = plan(&envelope, &payload, deps).map_err(at(DECODE))?;
     if planned.is_empty() {
-        tracing::info!(event_key = %envelope.event_key, source = envelope.source.as_str(), "no action applies");
+        tracing::info!(event_key = %envelope.event_key, source = envelope.source.as_str(), "no SMS or status action applies");
         telemetry::count_outcome("processor", "none", "skipped");
     }
     for action in planned {

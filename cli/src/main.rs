@@ -1,0 +1,55 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use relay_cli::{dlq, genesys_setup, output, send};
+
+/// genesys-relay's command line: signed test sends, DLQ inspection and redrive, Genesys setup.
+#[derive(Parser)]
+#[command(name = "relay", version, about, propagate_version = true)]
+struct Cli {
+    /// Print results as JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sign an event file with any scheme the receiver accepts and send it to a URL.
+    Send(send::Args),
+    /// Inspect a dead-letter queue and move its messages back.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::Command,
+    },
+    /// Configure Genesys Cloud to feed genesys-relay.
+    Genesys {
+        #[command(subcommand)]
+        command: genesys_setup::Command,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Send(args) => send::run(args).await,
+        Command::Dlq { command } => dlq::run(command).await,
+        Command::Genesys { command } => genesys_setup::run(command).await,
+    };
+    match result {
+        Ok(report) => {
+            output::print(&report, cli.json);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            if cli.json {
+                println!("{}", serde_json::json!({"error": format!("{error:#}")}));
+            } else {
+                eprintln!("{} {error:#}", output::bad("error:"));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
