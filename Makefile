@@ -5,6 +5,7 @@ test:
 ## Installs the pinned test tools into .venv.
 tools:
 	bash scripts/tools.sh
-## Runs the functions locally end to end against a local AWS and prints a report.
+## Runs the whole pipeline locally (local AWS, Twilio, Genesys), plays a scenario, prints a report.
 demo:
-	bash scripts/demo.sh
+	bash scripts/tools.sh
+	cargo run --quiet -p relay-cli -- local demo

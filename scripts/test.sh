@@ -13,4 +13,5 @@ step "lint";      cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests";     cargo test --workspace --locked
 step "template";  cfn-lint template.yaml && sam validate --lint --template template.yaml --region us-east-1
 step "rule pattern"; python scripts/check_rule_pattern.py
-step "demo (smoke test of the real bootstraps)"; bash scripts/demo.sh
+step "smoke (the real bootstraps under cargo lambda)"; bash scripts/smoke.sh
+step "demo (relay local demo)"; cargo run --quiet --locked -p relay-cli -- local demo

@@ -3,5 +3,6 @@
 
 pub mod dlq;
 pub mod genesys_setup;
+pub mod local;
 pub mod output;
 pub mod send;

@@ -1,9 +1,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use relay_cli::{dlq, genesys_setup, output, send};
+use relay_cli::{dlq, genesys_setup, local, output, send};
 
-/// genesys-relay's command line: signed test sends, DLQ inspection and redrive, Genesys setup.
+/// genesys-relay's command line: the local stack and demo, signed test sends, DLQ inspection and
+/// redrive, Genesys setup.
 #[derive(Parser)]
 #[command(name = "relay", version, about, propagate_version = true)]
 struct Cli {
@@ -23,6 +24,11 @@ enum Command {
         #[command(subcommand)]
         command: dlq::Command,
     },
+    /// Run the whole pipeline on this machine.
+    Local {
+        #[command(subcommand)]
+        command: local::Command,
+    },
     /// Configure Genesys Cloud to feed genesys-relay.
     Genesys {
         #[command(subcommand)]
@@ -37,6 +43,7 @@ async fn main() -> ExitCode {
         Command::Send(args) => send::run(args).await,
         Command::Dlq { command } => dlq::run(command).await,
         Command::Genesys { command } => genesys_setup::run(command).await,
+        Command::Local { command } => local::run(command).await,
     };
     match result {
         Ok(report) => {

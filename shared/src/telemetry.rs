@@ -30,9 +30,13 @@ pub fn outcome_metric(function: &str, action: &str, outcome: &str) -> String {
     .to_string()
 }
 
-/// Publishes one outcome count (one stdout line, which Lambda sends to CloudWatch Logs).
+/// Publishes one outcome count: one stdout line, which Lambda sends to CloudWatch Logs. Outside
+/// Lambda (the local stack, tests) there is no CloudWatch to read it, so nothing is printed.
 pub fn count_outcome(function: &str, action: &str, outcome: &str) {
-    println!("{}", outcome_metric(function, action, outcome));
+    static ON_LAMBDA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) {
+        println!("{}", outcome_metric(function, action, outcome));
+    }
 }
 
 /// Masks a phone number for logs, keeping just enough to tell numbers apart when debugging

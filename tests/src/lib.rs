@@ -11,9 +11,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::event::sqs::SqsEvent;
 
-pub use relay_local::fakes;
+pub use relay_local::{fakes, lambda_record};
 pub mod providers;
 
 /// A running moto server, killed on drop.
@@ -240,34 +240,6 @@ impl LocalAws {
             .collect();
         event
     }
-}
-
-/// A received SQS message in the shape of a Lambda SQS event record.
-pub fn lambda_record(message: aws_sdk_sqs::types::Message) -> SqsMessage {
-    let mut record = SqsMessage::default();
-    record.message_id = message.message_id;
-    record.receipt_handle = message.receipt_handle;
-    record.body = message.body;
-    record.md5_of_body = message.md5_of_body;
-    record.event_source = Some("aws:sqs".into());
-    record.attributes = message
-        .attributes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value))
-        .collect();
-    record.message_attributes = message
-        .message_attributes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(name, value)| {
-            let mut attribute = SqsMessageAttribute::default();
-            attribute.string_value = value.string_value;
-            attribute.data_type = Some(value.data_type);
-            (name, attribute)
-        })
-        .collect();
-    record
 }
 
 impl Drop for LocalAws {

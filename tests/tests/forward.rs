@@ -450,7 +450,13 @@ async fn an_eventbridge_event_is_forwarded_through_the_queue() {
 #[tokio::test]
 async fn another_4xx_is_dead_lettered_at_once_with_a_summary_of_the_answer() {
     let stack = stack(
-        |d, arns| json!([endpoint(d, "strict", json!({"auth": {"type": "basic", "secretArn": arns["token"]}}))]),
+        |d, arns| {
+            json!([endpoint(
+                d,
+                "strict",
+                json!({"auth": {"type": "basic", "secretArn": arns["token"]}})
+            )])
+        },
         CircuitPolicy::default(),
     )
     .await;
@@ -459,7 +465,10 @@ async fn another_4xx_is_dead_lettered_at_once_with_a_summary_of_the_answer() {
     assert!(stack.process_queue().await.1.is_empty());
     let received = stack.downstream.received("/strict");
     assert_eq!(received.len(), 1, "not retried");
-    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("downstream-token:"));
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("downstream-token:")
+    );
     assert_eq!(received[0].headers["authorization"], expected);
     assert_eq!(stack.delayed().await, 0);
     let dead = stack.aws.messages(&stack.dlq_url).await;

@@ -64,8 +64,13 @@ pub async fn handle(
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let lease = lease_until(event.context.deadline);
     let groups = message_groups(&event.payload.records);
-    let failed: Vec<String> = stream::iter(groups)
+    // The futures are made by an iterator, not a stream combinator, so the handler's future stays
+    // `Send` for any caller that spawns it.
+    let work: Vec<_> = groups
+        .into_iter()
         .map(|group| process_group(group, deps, lease))
+        .collect();
+    let failed: Vec<String> = stream::iter(work)
         .buffer_unordered(deps.config.concurrency)
         .flat_map(stream::iter)
         .collect()

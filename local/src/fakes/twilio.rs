@@ -125,6 +125,9 @@ pub struct CreatedMessage {
 struct Inner {
     account_sid: String,
     auth: Vec<(String, String)>,
+    /// Auth Token that signs status callbacks, when they are sent.
+    callbacks: Option<String>,
+    callbacks_answered: Vec<u16>,
     script: VecDeque<Reply>,
     requests: Vec<RecordedRequest>,
     messages: Vec<CreatedMessage>,
@@ -147,6 +150,8 @@ impl FakeTwilio {
         let shared: Shared = Arc::new(Mutex::new(Inner {
             account_sid: account_sid.into(),
             auth,
+            callbacks: None,
+            callbacks_answered: Vec::new(),
             script: VecDeque::new(),
             requests: Vec::new(),
             messages: Vec::new(),
@@ -183,6 +188,17 @@ impl FakeTwilio {
     /// queued.
     pub fn script(&self, replies: Vec<Reply>) {
         lock(&self.shared).script.extend(replies);
+    }
+
+    /// From now on, after each message created with a `StatusCallback`, posts `sent` then
+    /// `delivered` to it, form-encoded and signed with `auth_token` as Twilio does.
+    pub fn send_status_callbacks(&self, auth_token: &str) {
+        lock(&self.shared).callbacks = Some(auth_token.to_owned());
+    }
+
+    /// The HTTP status each status callback was answered with, in order.
+    pub fn callbacks_answered(&self) -> Vec<u16> {
+        lock(&self.shared).callbacks_answered.clone()
     }
 
     /// Replaces the accepted credentials (a rotated or revoked key): only these work from now on.
@@ -546,7 +562,7 @@ fn create(shared: &Shared, submission: Submission) -> Response {
         "to": submission.to,
         "uri": uri,
     });
-    inner.messages.push(CreatedMessage {
+    let message = CreatedMessage {
         sid,
         to: submission.to,
         from: submission.from,
@@ -554,6 +570,54 @@ fn create(shared: &Shared, submission: Submission) -> Response {
         body: submission.body,
         status_callback: submission.status_callback,
         auth_user: submission.auth_user,
-    });
+    };
+    if let (Some(token), Some(url)) = (inner.callbacks.clone(), message.status_callback.clone()) {
+        tokio::spawn(send_callbacks(
+            Arc::clone(shared),
+            token,
+            url,
+            message.clone(),
+            account_sid.clone(),
+        ));
+    }
+    inner.messages.push(message);
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+/// Posts `sent` then `delivered` for `message` to `url`, signed like Twilio's own callbacks.
+async fn send_callbacks(
+    shared: Shared,
+    token: String,
+    url: String,
+    message: CreatedMessage,
+    account_sid: String,
+) {
+    let client = reqwest::Client::new();
+    for status in ["sent", "delivered"] {
+        let params: Vec<(String, String)> = [
+            ("AccountSid", account_sid.as_str()),
+            ("ApiVersion", API_VERSION),
+            ("From", message.from.as_deref().unwrap_or_default()),
+            ("MessageSid", message.sid.as_str()),
+            ("MessageStatus", status),
+            ("SmsSid", message.sid.as_str()),
+            ("SmsStatus", status),
+            ("To", message.to.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let signature = genesys_relay::auth::twilio::sign(token.as_bytes(), &url, &params);
+        let answered = match client
+            .post(&url)
+            .header("X-Twilio-Signature", signature)
+            .form(&params)
+            .send()
+            .await
+        {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        };
+        lock(&shared).callbacks_answered.push(answered);
+    }
 }

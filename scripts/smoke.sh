@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The local end-to-end run: a local AWS (moto server on a free port), the real function bootstraps
-# under `cargo lambda watch`, every sample event in events/ sent through them, and a report.
-# Exits 0 only when every outcome is the expected one; CI runs it as the smoke test.
+# Smoke test of the real bootstraps: a local AWS (moto server on a free port), the three functions
+# built and run by `cargo lambda watch`, every sample event in events/ invoked through them with
+# `cargo lambda invoke`, and a check of each answer. Exits 0 only when every outcome is expected.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -16,7 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say() { printf 'demo: %s\n' "$*"; }
+say() { printf 'smoke: %s\n' "$*"; }
 free_port() { python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
   python - "$1" "$2" <<'PY'
@@ -149,6 +149,6 @@ print("\n  outcome                          result        expected              
 for name, got, want, detail, ok in rows:
     print(f"  {'ok ' if ok else 'BAD'} {name:30} {got:13} {want:22} {detail or ''}")
 passed = len(rows) - failed
-print(f"\ndemo: {passed} passed, {failed} failed")
+print(f"\nsmoke: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY

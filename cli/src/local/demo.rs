@@ -1,0 +1,276 @@
+//! `relay local demo`: the local stack, a scenario played against it, and a report of what the
+//! pipeline did, checked against what the scenario expects.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use genesys_relay::auth::HmacHeader;
+use serde_json::{json, Value};
+
+use super::stack::{project_root, Stack, WEBHOOK_SECRET};
+use crate::output::{bad, ok, Report};
+
+/// The rules the demo runs with: text the customer when a call wraps up unanswered.
+pub const RULES: &str = r#"{"smsOnWrapup": {"templates": {"ININ-OUTBOUND-NO-ANSWER": "Sorry we missed your call. Reply to this text to talk to us."}, "from": "+15005550006"}}"#;
+
+/// The webhook's conversation and customer; the EventBridge samples in `events/` bring another.
+const WEBHOOK_CONVERSATION: &str = "3f0e9c7a-5b1d-4e2f-8a6c-9d0b1e2f3a4b";
+const EVENTBRIDGE_CONVERSATION: &str = "7f1c3a52-8a4b-4c1e-9d2f-0b6e5a1c9e11";
+
+fn step(text: &str) {
+    eprintln!("demo: {text}");
+}
+
+/// Runs the demo on `port` (0: any free port).
+pub async fn run(port: u16) -> Result<Report> {
+    let root = project_root()?;
+    let port = if port == 0 {
+        std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port()
+    } else {
+        port
+    };
+    step("starting the local stack (local AWS from template.yaml, Twilio, Genesys, the three functions)");
+    let stack = Stack::up(&root, port, RULES).await?;
+    step(&format!("receiver on {}", stack.receiver_url));
+    let http = reqwest::Client::new();
+    let url = format!("{}/webhooks/genesys", stack.receiver_url);
+    let signer = HmacHeader::genesys_open_messaging();
+
+    let wrapup = json!({
+        "topicName": format!("v2.detail.events.conversation.{WEBHOOK_CONVERSATION}.acw"),
+        "eventBody": {"conversationId": WEBHOOK_CONVERSATION, "participantId": "5c2d1e0f-9a8b-4c7d-8e6f-5a4b3c2d1e0f",
+                      "wrapupCode": "ININ-OUTBOUND-NO-ANSWER", "addressTo": "tel:+14155550100", "eventTime": 1795150800000_i64},
+        "metadata": {"CorrelationId": "demo-webhook"}
+    })
+    .to_string();
+    let signature = signer.sign(WEBHOOK_SECRET.as_bytes(), wrapup.as_bytes());
+    let mut answers = Vec::new();
+    for (what, signature) in [
+        ("a signed wrap-up webhook", signature.clone()),
+        ("the same webhook again (a duplicate)", signature),
+        (
+            "a webhook with a bad signature",
+            signer.sign(b"not-the-secret", wrapup.as_bytes()),
+        ),
+    ] {
+        let response = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header(signer.header.as_str(), signature)
+            .body(wrapup.clone())
+            .send()
+            .await
+            .context("the local receiver did not answer")?;
+        step(&format!("sent {what}: {}", response.status().as_u16()));
+        answers.push(response.status().as_u16());
+    }
+
+    step("putting .acw before .outbound on the local event bus (the wrap-up must wait for its context)");
+    for file in ["eventbridge-acw.json", "eventbridge-outbound.json"] {
+        put_event(&http, &stack, &root.join("events").join(file)).await?;
+    }
+
+    step("putting a poison message (no envelope) on the main queue");
+    aws_sdk_sqs::Client::new(&stack.aws)
+        .send_message()
+        .queue_url(&stack.resources.queue_url)
+        .message_body("this is not an event")
+        .send()
+        .await?;
+
+    step("waiting until the pipeline is quiet");
+    wait_until_quiet(&stack).await?;
+    report(&stack, &answers).await
+}
+
+/// PutEvents to the local bus, through the local AWS's JSON API.
+async fn put_event(http: &reqwest::Client, stack: &Stack, file: &std::path::Path) -> Result<()> {
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(file)?)?;
+    let entry = json!({"Entries": [{
+        "Source": event["source"], "DetailType": event["detail-type"],
+        "Detail": event["detail"].to_string(), "EventBusName": stack.resources.event_bus}]});
+    let response = http
+        .post(&stack.endpoint)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "AWSEvents.PutEvents")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(entry.to_string())
+        .send()
+        .await?;
+    let answer: Value = response.json().await?;
+    if answer["FailedEntryCount"].as_u64().unwrap_or(1) != 0 {
+        bail!("the local event bus refused {}: {answer}", file.display());
+    }
+    Ok(())
+}
+
+/// Waits until no queue holds work, every SMS has had its callbacks, and that stays so.
+async fn wait_until_quiet(stack: &Stack) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut quiet_rounds = 0;
+    while quiet_rounds < 3 {
+        if Instant::now() > deadline {
+            bail!("the pipeline did not settle within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let pending = stack.queue_depth(&stack.resources.queue_url).await?
+            + stack
+                .queue_depth(&stack.resources.event_target_queue_url)
+                .await?;
+        let callbacks_done =
+            stack.twilio.callbacks_answered().len() == 2 * stack.twilio.messages().len();
+        quiet_rounds = if pending == 0 && callbacks_done {
+            quiet_rounds + 1
+        } else {
+            0
+        };
+    }
+    Ok(())
+}
+
+async fn report(stack: &Stack, answers: &[u16]) -> Result<Report> {
+    let receiver: BTreeMap<u16, u64> = stack
+        .counters
+        .answers
+        .lock()
+        .map(|a| a.clone())
+        .unwrap_or_default();
+    let accepted = receiver.get(&202).copied().unwrap_or_default();
+    let rejected: u64 = receiver
+        .iter()
+        .filter(|(status, _)| (400..500).contains(*status))
+        .map(|(_, n)| n)
+        .sum();
+    let sms = stack.twilio.messages();
+    let mut last_status: BTreeMap<String, String> = BTreeMap::new();
+    for patch in stack.genesys.patches() {
+        if let Some(status) = patch.attributes.get("sms.status") {
+            last_status.insert(patch.conversation_id.clone(), status.clone());
+        }
+    }
+    let dead = dead_letters(stack).await?;
+    let callbacks = stack.twilio.callbacks_answered();
+    let retries = stack.counters.event_retries.load(Ordering::Relaxed);
+
+    let checks: Vec<(&str, String, String, bool)> = vec![
+        (
+            "webhooks answered",
+            format!("{answers:?}"),
+            "[202, 202, 401]".into(),
+            answers == [202, 202, 401],
+        ),
+        (
+            "accepted by the receiver",
+            accepted.to_string(),
+            "6 (2 webhooks, 4 status callbacks)".into(),
+            accepted == 6,
+        ),
+        (
+            "rejected by the receiver",
+            rejected.to_string(),
+            "1 (bad signature)".into(),
+            rejected == 1,
+        ),
+        (
+            "SMS sent",
+            sms.len().to_string(),
+            "2 (webhook, EventBridge)".into(),
+            sms.len() == 2,
+        ),
+        (
+            "duplicates suppressed",
+            "1".into(),
+            "the repeated webhook sent nothing".into(),
+            sms.iter().filter(|m| m.to == "+14155550100").count() == 1,
+        ),
+        (
+            "status callbacks answered",
+            format!("{callbacks:?}"),
+            "four 202s".into(),
+            callbacks == [202, 202, 202, 202],
+        ),
+        (
+            "wrap-up retried before .outbound",
+            retries.to_string(),
+            "at least 1".into(),
+            retries >= 1,
+        ),
+        (
+            "status written back to Genesys",
+            format!("{last_status:?}"),
+            "delivered on both conversations".into(),
+            [WEBHOOK_CONVERSATION, EVENTBRIDGE_CONVERSATION]
+                .iter()
+                .all(|c| last_status.get(*c).map(String::as_str) == Some("delivered")),
+        ),
+        (
+            "dead-letter queue",
+            format!("{} message(s)", dead.len()),
+            "1: the poison message, with its reason".into(),
+            dead.len() == 1 && dead[0].1.contains("event-key"),
+        ),
+    ];
+    let failed = checks.iter().filter(|c| !c.3).count();
+    let mut text = vec![
+        String::new(),
+        format!("  {:3} {:36} {:44} expected", "", "outcome", "result"),
+    ];
+    for (name, got, want, good) in &checks {
+        let mark = if *good { ok("ok ") } else { bad("BAD") };
+        text.push(format!("  {mark} {name:36} {got:44} {want}"));
+    }
+    for (id, reason) in &dead {
+        text.push(format!("      dead letter {id}: {reason}"));
+    }
+    text.push(String::new());
+    text.push(format!(
+        "demo: {} passed, {failed} failed",
+        checks.len() - failed
+    ));
+    let json = json!({
+        "checks": checks.iter().map(|(n, g, w, ok)| json!({"check": n, "result": g, "expected": w, "ok": ok})).collect::<Vec<_>>(),
+        "smsSent": sms.len(), "accepted": accepted, "rejected": rejected,
+        "deadLetters": dead.iter().map(|(id, reason)| json!({"messageId": id, "reason": reason})).collect::<Vec<_>>(),
+        "passed": checks.len() - failed, "failed": failed,
+    });
+    let report = Report::new(text, json);
+    if failed > 0 {
+        crate::output::print(&report, false);
+        bail!("{failed} of the demo's checks failed");
+    }
+    Ok(report)
+}
+
+/// The DLQ's messages (message id, reason), read without consuming them.
+async fn dead_letters(stack: &Stack) -> Result<Vec<(String, String)>> {
+    let sqs = aws_sdk_sqs::Client::new(&stack.aws);
+    let out = sqs
+        .receive_message()
+        .queue_url(&stack.resources.dlq_url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .message_attribute_names("All")
+        .send()
+        .await?;
+    Ok(out
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            let reason = m
+                .message_attributes
+                .as_ref()
+                .and_then(|a| a.get(genesys_relay::dead_letter::attr::ERROR_MESSAGE))
+                .and_then(|v| v.string_value.clone())
+                .unwrap_or_default();
+            (m.message_id.unwrap_or_default(), reason)
+        })
+        .collect())
+}

@@ -1,0 +1,78 @@
+//! `relay local`: the whole pipeline on this machine, and the demo that shows it working.
+
+pub mod demo;
+pub mod http;
+pub mod stack;
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::output::Report;
+
+/// Local stack commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the local stack (local AWS from template.yaml, local Twilio and Genesys, the three
+    /// functions) and keep it running until Ctrl-C.
+    Up {
+        /// Port of the receiver's routes.
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// Rules JSON file for the functions (default: the demo's rules).
+        #[arg(long)]
+        rules: Option<std::path::PathBuf>,
+    },
+    /// Start the local stack, play a scenario, and report what happened; exits 0 only when the
+    /// outcome is the expected one.
+    Demo {
+        /// Port of the receiver's routes (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+/// Runs a local command.
+pub async fn run(command: Command) -> Result<Report> {
+    match command {
+        Command::Demo { port } => demo::run(port).await,
+        Command::Up { port, rules } => {
+            let rules = match rules {
+                Some(path) => std::fs::read_to_string(path)?,
+                None => demo::RULES.to_owned(),
+            };
+            lambda_runtime::tracing::init_default_subscriber();
+            let root = stack::project_root()?;
+            let stack = stack::Stack::up(&root, port, &rules).await?;
+            let lines = vec![
+                format!(
+                    "receiver      {}/webhooks/genesys, /webhooks/twilio/status, /health",
+                    stack.receiver_url
+                ),
+                format!("local AWS     {}", stack.endpoint),
+                format!("main queue    {}", stack.resources.queue_url),
+                format!("DLQ           {}", stack.resources.dlq_url),
+                format!(
+                    "event bus     {} (put-events to it)",
+                    stack.resources.event_bus
+                ),
+                format!("Twilio        {}", stack.twilio.base_url()),
+                format!("Genesys       {}", stack.genesys.base_url()),
+                format!(
+                    "webhook secret {:?} (relay send --secret ...)",
+                    stack::WEBHOOK_SECRET
+                ),
+                "running; Ctrl-C stops everything".to_owned(),
+            ];
+            for line in &lines {
+                eprintln!("{line}");
+            }
+            tokio::signal::ctrl_c().await?;
+            drop(stack);
+            Ok(Report::new(
+                vec!["stopped".into()],
+                json!({"stopped": true}),
+            ))
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The whole pipeline on one machine: a local AWS (moto server from the project's `.venv`), the
+//! stack's resources created from `template.yaml`, local Twilio and Genesys servers, the receiver
+//! on an HTTP port, the processor fed from the queue as an event source mapping would, and the
+//! EventBridge handler fed from the rule's target queue. Dropping the stack stops all of it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig, ReceiverConfig};
+use lambda_runtime::{Context, LambdaEvent};
+use relay_local::fakes::genesys::FakeGenesys;
+use relay_local::fakes::twilio::FakeTwilio;
+use relay_local::lambda_record;
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+
+use super::http;
+
+/// Twilio account and Auth Token of the local Twilio (the template's Twilio secret holds them
+/// locally, see `scripts/local_resources.py`).
+pub const TWILIO_ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+/// The local Twilio Auth Token, which also signs its status callbacks.
+pub const TWILIO_TOKEN: &str = "test-auth-token";
+/// The local Genesys webhook secret.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+
+/// What `scripts/local_resources.py` created.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    /// The main queue.
+    pub queue_url: String,
+    /// The dead-letter queue.
+    pub dlq_url: String,
+    /// The state table.
+    pub table: String,
+    /// The claim-check bucket.
+    pub bucket: String,
+    /// Secrets.
+    pub genesys_webhook_secret_arn: String,
+    /// Secrets.
+    pub twilio_secret_arn: String,
+    /// Secrets.
+    pub genesys_secret_arn: String,
+    /// The local event bus carrying the template's rule.
+    pub event_bus: String,
+    /// The queue the rule delivers to, polled in place of the handler's invocation.
+    pub event_target_queue_url: String,
+    /// Receives before the main queue dead-letters a message.
+    pub max_receive_count: u32,
+    /// Records per processor invocation.
+    pub batch_size: i32,
+}
+
+/// What the stack's functions did, for the report.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Receiver answers by status.
+    pub answers: Mutex<BTreeMap<u16, u64>>,
+    /// Processor invocations.
+    pub batches: AtomicU64,
+    /// EventBridge handler invocations.
+    pub events: AtomicU64,
+    /// EventBridge handler invocations that failed (to be retried).
+    pub event_retries: AtomicU64,
+}
+
+/// A running local stack.
+pub struct Stack {
+    moto: Child,
+    /// The local AWS endpoint.
+    pub endpoint: String,
+    /// SDK configuration pointing at it.
+    pub aws: SdkConfig,
+    /// What was created there.
+    pub resources: Resources,
+    /// The local Twilio.
+    pub twilio: FakeTwilio,
+    /// The local Genesys Cloud.
+    pub genesys: FakeGenesys,
+    /// `http://127.0.0.1:<port>`, where the receiver's routes are served.
+    pub receiver_url: String,
+    /// What the functions did.
+    pub counters: Arc<Counters>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.moto.kill();
+        let _ = self.moto.wait();
+    }
+}
+
+/// The project directory (where `template.yaml` and `.venv` are).
+pub fn project_root() -> Result<PathBuf> {
+    let mut dir = std::env::current_dir()?;
+    loop {
+        if dir.join("template.yaml").exists() && dir.join("scripts/local_resources.py").exists() {
+            return Ok(dir);
+        }
+        if !dir.pop() {
+            bail!("run relay local from the genesys-relay project (no template.yaml found above the current directory)");
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn wait_for_port(port: u16, limit: Duration, child: &mut Child, what: &str) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited ({status}) before listening on port {port}");
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{what} did not listen on port {port} within {}s",
+                limit.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+impl Stack {
+    /// Starts everything; `port` is the receiver's, `rules` the rules JSON the functions get.
+    pub async fn up(root: &Path, port: u16, rules: &str) -> Result<Self> {
+        let python = root.join(".venv/bin/python");
+        if !python.exists() {
+            bail!(
+                "{} is missing: run `make tools` (or scripts/tools.sh) first",
+                python.display()
+            );
+        }
+        let moto_port = free_port()?;
+        let mut moto = Command::new(&python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &moto_port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the local AWS (moto server)")?;
+        wait_for_port(moto_port, Duration::from_secs(30), &mut moto, "moto server")?;
+        let endpoint = format!("http://127.0.0.1:{moto_port}");
+        let created = Command::new(&python)
+            .arg(root.join("scripts/local_resources.py"))
+            .arg(&endpoint)
+            .output()
+            .context("creating the stack's resources from template.yaml")?;
+        if !created.status.success() {
+            bail!(
+                "creating the resources failed: {}",
+                String::from_utf8_lossy(&created.stderr)
+            );
+        }
+        let resources: Resources =
+            serde_json::from_slice(&created.stdout).context("reading the created resources")?;
+        let aws = genesys_relay::aws::local(&endpoint).await;
+
+        let twilio = FakeTwilio::start(
+            TWILIO_ACCOUNT,
+            vec![(TWILIO_ACCOUNT.into(), TWILIO_TOKEN.into())],
+        )
+        .await;
+        twilio.send_status_callbacks(TWILIO_TOKEN);
+        let genesys = FakeGenesys::start("local-client", "local-secret", 3600).await;
+        let receiver_url = format!("http://127.0.0.1:{port}");
+
+        let settings: HashMap<&str, String> = HashMap::from([
+            ("QUEUE_URL", resources.queue_url.clone()),
+            ("DLQ_URL", resources.dlq_url.clone()),
+            ("TABLE_NAME", resources.table.clone()),
+            ("CLAIM_CHECK_BUCKET", resources.bucket.clone()),
+            (
+                "GENESYS_WEBHOOK_SECRET_ARN",
+                resources.genesys_webhook_secret_arn.clone(),
+            ),
+            ("TWILIO_SECRET_ARN", resources.twilio_secret_arn.clone()),
+            ("GENESYS_SECRET_ARN", resources.genesys_secret_arn.clone()),
+            ("TWILIO_API_BASE", twilio.base_url()),
+            ("GENESYS_API_BASE", genesys.base_url()),
+            ("GENESYS_LOGIN_BASE", genesys.base_url()),
+            ("PUBLIC_BASE_URL", receiver_url.clone()),
+            (
+                "STATUS_CALLBACK_URL",
+                format!("{receiver_url}/webhooks/twilio/status"),
+            ),
+            ("RULES", rules.to_owned()),
+        ]);
+        let env = Env::from_fn(|name| settings.get(name).cloned());
+        let http_client = genesys_relay::http::client()?;
+        let receiver = receiver::Deps::new(ReceiverConfig::from_env(&env)?, &aws);
+        let processor =
+            processor::Deps::new(ProcessorConfig::from_env(&env)?, &aws, http_client.clone())?;
+        let handler =
+            eventbridge_handler::Deps::new(EventBridgeConfig::from_env(&env)?, &aws, http_client)?;
+
+        let counters = Arc::new(Counters::default());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("port {port} is taken; pass --port"))?;
+        let tasks = vec![
+            tokio::spawn(http::serve(
+                listener,
+                Arc::new(receiver),
+                Arc::clone(&counters),
+            )),
+            tokio::spawn(feed_processor(
+                aws.clone(),
+                resources.clone(),
+                Arc::new(processor),
+                Arc::clone(&counters),
+            )),
+            tokio::spawn(feed_eventbridge_handler(
+                aws.clone(),
+                resources.clone(),
+                Arc::new(handler),
+                Arc::clone(&counters),
+            )),
+        ];
+        Ok(Self {
+            moto,
+            endpoint,
+            aws,
+            resources,
+            twilio,
+            genesys,
+            receiver_url,
+            counters,
+            tasks,
+        })
+    }
+
+    /// Messages on a queue: visible and in flight.
+    pub async fn queue_depth(&self, url: &str) -> Result<u64> {
+        let out = aws_sdk_sqs::Client::new(&self.aws)
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await?;
+        Ok(out
+            .attributes
+            .unwrap_or_default()
+            .values()
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum())
+    }
+}
+
+async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, max: i32) -> Option<SqsEvent> {
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(max.clamp(1, 10))
+        .wait_time_seconds(1)
+        .message_attribute_names("All")
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .ok()?;
+    let messages = out.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return None;
+    }
+    let mut event = SqsEvent::default();
+    event.records = messages.into_iter().map(lambda_record).collect();
+    Some(event)
+}
+
+async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, receipt: Option<&str>) {
+    if let Some(receipt) = receipt {
+        let _ = sqs
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .send()
+            .await;
+    }
+}
+
+/// The SQS event source mapping: batches to the processor, deletes what it did not report failed
+/// (the queue's redrive policy dead-letters what keeps failing).
+async fn feed_processor(
+    aws: SdkConfig,
+    resources: Resources,
+    deps: Arc<processor::Deps>,
+    counters: Arc<Counters>,
+) {
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    loop {
+        let Some(batch) = receive(&sqs, &resources.queue_url, resources.batch_size).await else {
+            continue;
+        };
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        let receipts: Vec<(String, Option<String>)> = batch
+            .records
+            .iter()
+            .map(|r| {
+                (
+                    r.message_id.clone().unwrap_or_default(),
+                    r.receipt_handle.clone(),
+                )
+            })
+            .collect();
+        let failed: Vec<String> =
+            match processor::handle(LambdaEvent::new(batch, Context::default()), &deps).await {
+                Ok(response) => response
+                    .batch_item_failures
+                    .into_iter()
+                    .map(|f| f.item_identifier)
+                    .collect(),
+                Err(_) => receipts.iter().map(|(id, _)| id.clone()).collect(),
+            };
+        for (id, receipt) in &receipts {
+            if !failed.contains(id) {
+                delete(&sqs, &resources.queue_url, receipt.as_deref()).await;
+            }
+        }
+    }
+}
+
+/// Lambda's asynchronous invocation by the rule: each event to the handler; a failed one is tried
+/// again shortly, twice, then sent to the DLQ (the function's on-failure destination).
+async fn feed_eventbridge_handler(
+    aws: SdkConfig,
+    resources: Resources,
+    deps: Arc<eventbridge_handler::Deps>,
+    counters: Arc<Counters>,
+) {
+    const ATTEMPTS: u32 = 3;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    loop {
+        let Some(batch) = receive(&sqs, &resources.event_target_queue_url, 10).await else {
+            continue;
+        };
+        for record in batch.records {
+            counters.events.fetch_add(1, Ordering::Relaxed);
+            let receipt = record.receipt_handle.clone();
+            let attempt: u32 = record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let body = record.body.unwrap_or_default();
+            let outcome = match serde_json::from_str::<eventbridge_handler::Input>(&body) {
+                Ok(event) => {
+                    eventbridge_handler::handle(LambdaEvent::new(event, Context::default()), &deps)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(format!("not an EventBridge event: {e}")),
+            };
+            match outcome {
+                Ok(()) => delete(&sqs, &resources.event_target_queue_url, receipt.as_deref()).await,
+                Err(reason) if attempt >= ATTEMPTS => {
+                    let error = genesys_relay::Error::permanent(format!(
+                        "failed {attempt} times: {reason}"
+                    ));
+                    let sent = genesys_relay::dead_letter::send(
+                        &sqs,
+                        &resources.dlq_url,
+                        &body,
+                        Vec::new(),
+                        "eventbridge-handler",
+                        &error,
+                    )
+                    .await;
+                    if sent.is_ok() {
+                        delete(&sqs, &resources.event_target_queue_url, receipt.as_deref()).await;
+                    }
+                }
+                Err(_) => {
+                    counters.event_retries.fetch_add(1, Ordering::Relaxed);
+                    if let Some(receipt) = receipt {
+                        let _ = sqs
+                            .change_message_visibility()
+                            .queue_url(&resources.event_target_queue_url)
+                            .receipt_handle(receipt)
+                            .visibility_timeout(1)
+                            .send()
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+}
