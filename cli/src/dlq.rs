@@ -10,7 +10,7 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, ListMessageMoveTasksResultEntry, Message,
     MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
@@ -177,8 +177,35 @@ fn attribute_text(value: &MessageAttributeValue) -> String {
     }
 }
 
-fn aws_error(what: impl Display, error: impl std::error::Error) -> anyhow::Error {
-    anyhow!("{what}: {}", DisplayErrorContext(error))
+/// An AWS failure in one line: the service's code and message when it answered, else the chain
+/// of causes (timeouts, connection failures) without the raw response dump.
+fn describe<E>(error: &SdkError<E>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => return format!("{code}: {message}"),
+        (Some(code), None) => return code.to_owned(),
+        _ => {}
+    }
+    if let SdkError::ServiceError(service) = error {
+        return format!("HTTP {}", service.raw().status().as_u16());
+    }
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
+fn aws_error<E>(what: impl Display, error: &SdkError<E>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    anyhow!("{what}: {}", describe(error))
 }
 
 /// Receives up to `max` messages (at most ten), hiding them for `visibility_secs`.
@@ -522,7 +549,7 @@ async fn start_move_task(
         .destination_arn(destination_arn)
         .send()
         .await
-        .map_err(|e| format!("StartMessageMoveTask failed: {}", DisplayErrorContext(&e)))?;
+        .map_err(|e| format!("StartMessageMoveTask failed: {}", describe(&e)))?;
     Ok(MoveTask {
         source_arn,
         handle: out.task_handle.unwrap_or_default(),
@@ -535,12 +562,7 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Strin
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "could not read the ARN of {url}: {}",
-                DisplayErrorContext(&e)
-            )
-        })?
+        .map_err(|e| format!("could not read the ARN of {url}: {}", describe(&e)))?
         .attributes
         .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
         .ok_or_else(|| format!("{url} has no ARN"))
@@ -711,9 +733,7 @@ impl Tally {
                             .await;
                         match deleted {
                             Ok(_) => self.moved.push(letter.id),
-                            Err(e) => self
-                                .not_deleted
-                                .push((letter.id, DisplayErrorContext(&e).to_string())),
+                            Err(e) => self.not_deleted.push((letter.id, describe(&e))),
                         }
                     }
                     Err(error) => {
@@ -805,11 +825,7 @@ async fn send(sqs: &aws_sdk_sqs::Client, to: &str, letter: &Letter) -> Result<()
             .message_group_id(group)
             .message_deduplication_id(&letter.id);
     }
-    request
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| DisplayErrorContext(&e).to_string())
+    request.send().await.map(|_| ()).map_err(|e| describe(&e))
 }
 
 #[cfg(test)]
