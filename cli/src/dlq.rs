@@ -526,7 +526,14 @@ async fn redrive(
             tally.moved.len()
         )
     })?;
-    Ok(tally.report(queue, to, &fallback_reason, unreleased))
+    let failed = tally.failed.len() + tally.not_deleted.len();
+    let report = tally.report(queue, to, &fallback_reason, unreleased);
+    if failed > 0 {
+        // The counts matter to whoever runs this: show them, then fail the command.
+        crate::output::print(&report, false);
+        anyhow::bail!("{failed} message(s) were not moved cleanly; see above");
+    }
+    Ok(report)
 }
 
 /// A running move task, started by SQS.
