@@ -411,7 +411,7 @@ async fn request_token(
         .map_err(|e| {
             anyhow!(
                 "cannot reach the Genesys login service at {url}: {}",
-                chain(&e)
+                crate::output::error_chain(&e)
             )
         })?;
     let status = response.status();
@@ -486,13 +486,15 @@ impl Api {
         let response = request
             .send()
             .await
-            .map_err(|e| anyhow!("{method} {url} failed: {}", chain(&e)))?;
+            .map_err(|e| anyhow!("{method} {url} failed: {}", crate::output::error_chain(&e)))?;
         let status = response.status();
         let correlation = correlation(response.headers());
-        let answer = response
-            .bytes()
-            .await
-            .map_err(|e| anyhow!("{method} {url}: reading the answer failed: {}", chain(&e)))?;
+        let answer = response.bytes().await.map_err(|e| {
+            anyhow!(
+                "{method} {url}: reading the answer failed: {}",
+                crate::output::error_chain(&e)
+            )
+        })?;
         if status.is_success() {
             if answer.is_empty() {
                 return Ok(Value::Null);
@@ -670,17 +672,6 @@ fn correlation(headers: &reqwest::header::HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .map(|id| format!(" (correlation id {id})"))
         .unwrap_or_default()
-}
-
-fn chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -174,12 +174,20 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         .body(payload.body.clone())
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("POST {} failed: {}", signed.url, error_chain(&e)))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "POST {} failed: {}",
+                signed.url,
+                crate::output::error_chain(&e)
+            )
+        })?;
     let status = response.status();
-    let answer = response
-        .bytes()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the answer failed: {}", error_chain(&e)))?;
+    let answer = response.bytes().await.map_err(|e| {
+        anyhow::anyhow!(
+            "reading the answer failed: {}",
+            crate::output::error_chain(&e)
+        )
+    })?;
     let shown = scrub(&shown_text(&answer), secret.as_ref(), args.scheme);
 
     let status_line = format!(
@@ -491,19 +499,6 @@ fn scrub(text: &str, secret: Option<&SecretString>, scheme: Scheme) -> String {
         clean = clean.replace(&BASE64.encode(secret), "[redacted]");
     }
     clean
-}
-
-/// The error and its causes on one line (reqwest's own message omits the cause, e.g. the refused
-/// connection).
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
