@@ -62,12 +62,18 @@ pub async fn run(command: Command) -> Result<Report> {
                     "webhook secret {:?} (relay send --secret ...)",
                     stack::WEBHOOK_SECRET
                 ),
-                "running; Ctrl-C stops everything".to_owned(),
+                "running; Ctrl-C (or SIGTERM) stops everything".to_owned(),
             ];
             for line in &lines {
                 eprintln!("{line}");
             }
-            tokio::signal::ctrl_c().await?;
+            // Ctrl-C, or a plain `kill`: either way everything the stack started is stopped.
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                interrupted = tokio::signal::ctrl_c() => interrupted?,
+                _ = terminate.recv() => {}
+            }
             drop(stack);
             Ok(Report::new(
                 vec!["stopped".into()],
