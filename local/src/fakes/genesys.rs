@@ -41,7 +41,8 @@
 //! ([`FakeGenesys::expire_tokens`]) and the client secret rotated
 //! ([`FakeGenesys::set_client_secret`]). Integrations can be seeded
 //! ([`FakeGenesys::add_integration`]) and a concurrent edit of a configuration simulated
-//! ([`FakeGenesys::race_config_updates`]). The server stops when the value is dropped.
+//! ([`FakeGenesys::race_config_updates`]). Every answer can be made to wait as a distant service
+//! would ([`FakeGenesys::set_latency`]). The server stops when the value is dropped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -49,8 +50,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
@@ -157,6 +159,8 @@ struct Inner {
     integration_calls: Vec<IntegrationCall>,
     integrations_created: u64,
     config_races: usize,
+    /// How long every answer waits before it is computed ([`FakeGenesys::set_latency`]).
+    latency: Duration,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -194,6 +198,7 @@ impl FakeGenesys {
             integration_calls: Vec::new(),
             integrations_created: 0,
             config_races: 0,
+            latency: Duration::ZERO,
         }));
         let app = Router::new()
             .route("/oauth/token", any(token))
@@ -212,6 +217,10 @@ impl FakeGenesys {
                 any(integration_config),
             )
             .fallback(not_found)
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                with_latency,
+            ))
             .with_state(Arc::clone(&shared));
         Self {
             shared,
@@ -253,6 +262,13 @@ impl FakeGenesys {
     /// Delays every token answer, so concurrent callers surely overlap a token request.
     pub fn set_token_delay(&self, delay: Duration) {
         lock(&self.shared).token_delay = delay;
+    }
+
+    /// Makes every answer (token, API, refusal or 404) wait `latency` first, as a service across a
+    /// network would; it adds to [`FakeGenesys::set_token_delay`]. `Duration::ZERO` (the default)
+    /// answers at once.
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.shared).latency = latency;
     }
 
     /// How many tokens were issued.
@@ -307,6 +323,15 @@ impl FakeGenesys {
     pub fn race_config_updates(&self, count: usize) {
         lock(&self.shared).config_races += count;
     }
+}
+
+/// Waits the configured latency, then lets the request through.
+async fn with_latency(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    let latency = lock(&shared).latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    next.run(request).await
 }
 
 /// Genesys' error JSON with a correlation id.

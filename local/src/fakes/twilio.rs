@@ -17,7 +17,8 @@
 //!   string, `date_created` in RFC 2822, `error_code`/`error_message` null).
 //!
 //! Every request is recorded ([`FakeTwilio::requests`]), every created message too
-//! ([`FakeTwilio::messages`]); accepted credentials can be rotated ([`FakeTwilio::set_auth`]). The
+//! ([`FakeTwilio::messages`]); accepted credentials can be rotated ([`FakeTwilio::set_auth`]), and
+//! every answer can be made to wait as a distant service would ([`FakeTwilio::set_latency`]). The
 //! server stops when the value is dropped.
 
 use std::collections::VecDeque;
@@ -25,8 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
@@ -132,6 +134,8 @@ struct Inner {
     requests: Vec<RecordedRequest>,
     messages: Vec<CreatedMessage>,
     port: u16,
+    /// How long every answer waits before it is computed ([`FakeTwilio::set_latency`]).
+    latency: Duration,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -156,9 +160,14 @@ impl FakeTwilio {
             requests: Vec::new(),
             messages: Vec::new(),
             port,
+            latency: Duration::ZERO,
         }));
         let app = Router::new()
             .fallback(handle)
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                with_latency,
+            ))
             .with_state(Arc::clone(&shared));
         Self {
             shared,
@@ -201,6 +210,12 @@ impl FakeTwilio {
         lock(&self.shared).callbacks_answered.clone()
     }
 
+    /// Makes every answer, refusals and scripted replies included, wait `latency` first, as a
+    /// service across a network would; `Duration::ZERO` (the default) answers at once.
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.shared).latency = latency;
+    }
+
     /// Replaces the accepted credentials (a rotated or revoked key): only these work from now on.
     pub fn set_auth(&self, auth: Vec<(String, String)>) {
         lock(&self.shared).auth = auth;
@@ -215,6 +230,15 @@ impl FakeTwilio {
     pub fn messages(&self) -> Vec<CreatedMessage> {
         lock(&self.shared).messages.clone()
     }
+}
+
+/// Waits the configured latency, then lets the request through.
+async fn with_latency(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    let latency = lock(&shared).latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    next.run(request).await
 }
 
 /// Twilio's error JSON.
