@@ -1,4 +1,4 @@
-.PHONY: demo test tools
+.PHONY: demo soak test tools
 ## Runs every check CI runs (installs its tools into .venv first).
 test:
 	bash scripts/test.sh
@@ -9,3 +9,7 @@ tools:
 demo:
 	bash scripts/tools.sh
 	cargo run --quiet -p relay-cli -- local demo
+## Sends 5,000 events through the local stack under injected faults and checks every outcome.
+soak:
+	bash scripts/tools.sh
+	cargo run --quiet -p relay-cli -- local soak

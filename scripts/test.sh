@@ -15,4 +15,5 @@ step "template";  cfn-lint template.yaml && sam validate --lint --template templ
 step "rule pattern"; python scripts/check_rule_pattern.py
 step "smoke (the real bootstraps under cargo lambda)"; bash scripts/smoke.sh
 step "demo (relay local demo)"; cargo run --quiet --locked -p relay-cli -- local demo
+step "soak (relay local soak, 300 events under faults)"; cargo run --quiet --locked -p relay-cli -- local soak --events 300
 step "API contract (schemathesis against the local stack)"; API_CONTRACT_SEED=1 bash scripts/api_contract.sh

@@ -64,3 +64,57 @@ fn paint(code: &str, text: &str) -> String {
         text.to_owned()
     }
 }
+
+/// One expectation checked at the end of a run (the demo, the soak), shown as a table row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// What is checked.
+    pub name: &'static str,
+    /// What was found.
+    pub result: String,
+    /// What was expected, in words.
+    pub expected: String,
+    /// Whether it holds.
+    pub ok: bool,
+}
+
+impl Check {
+    /// A row.
+    pub fn new(
+        name: &'static str,
+        result: impl ToString,
+        expected: impl Into<String>,
+        ok: bool,
+    ) -> Self {
+        Self {
+            name,
+            result: result.to_string(),
+            expected: expected.into(),
+            ok,
+        }
+    }
+}
+
+/// The checks as aligned rows under a header, and how many failed.
+pub fn check_rows(checks: &[Check]) -> (Vec<String>, usize) {
+    let mut rows = vec![format!(
+        "  {:3} {:42} {:44} expected",
+        "", "outcome", "result"
+    )];
+    for check in checks {
+        let mark = if check.ok { ok("ok ") } else { bad("BAD") };
+        rows.push(format!(
+            "  {mark} {:42} {:44} {}",
+            check.name, check.result, check.expected
+        ));
+    }
+    (rows, checks.iter().filter(|c| !c.ok).count())
+}
+
+/// The checks as JSON, for `--json`.
+pub fn checks_json(checks: &[Check]) -> serde_json::Value {
+    checks
+        .iter()
+        .map(|c| serde_json::json!({"check": c.name, "result": c.result, "expected": c.expected, "ok": c.ok}))
+        .collect()
+}

@@ -3,6 +3,7 @@
 //! stack runs them, and the tests drive them.
 
 pub mod fakes;
+pub mod tcp_link;
 
 use aws_lambda_events::event::sqs::{SqsMessage, SqsMessageAttribute};
 

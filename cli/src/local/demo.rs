@@ -9,8 +9,8 @@ use anyhow::{bail, Context as _, Result};
 use genesys_relay::auth::HmacHeader;
 use serde_json::{json, Value};
 
-use super::stack::{project_root, Stack, WEBHOOK_SECRET};
-use crate::output::{bad, ok, Report};
+use super::stack::{project_root, ProcessorRuns, Stack, WEBHOOK_SECRET};
+use crate::output::{check_rows, checks_json, Check, Report};
 
 /// The rules the demo runs with: text the customer when a call wraps up unanswered.
 pub const RULES: &str = r#"{"smsOnWrapup": {"templates": {"ININ-OUTBOUND-NO-ANSWER": "Sorry we missed your call. Reply to this text to talk to us."}, "from": "+15005550006"}}"#;
@@ -35,7 +35,7 @@ pub async fn run(port: u16) -> Result<Report> {
         port
     };
     step("starting the local stack (local AWS from template.yaml, Twilio, Genesys, the three functions)");
-    let stack = Stack::up(&root, port, RULES).await?;
+    let stack = Stack::up(&root, port, RULES, ProcessorRuns::default()).await?;
     step(&format!("receiver on {}", stack.receiver_url));
     let http = reqwest::Client::new();
     let url = format!("{}/webhooks/genesys", stack.receiver_url);
@@ -165,73 +165,67 @@ async fn report(stack: &Stack, answers: &[u16]) -> Result<Report> {
     let webhook_sms = sms.iter().filter(|m| m.to == WEBHOOK_CUSTOMER).count();
     let duplicates = webhook_accepted.saturating_sub(webhook_sms);
 
-    let checks: Vec<(&str, String, String, bool)> = vec![
-        (
+    let checks = vec![
+        Check::new(
             "webhooks answered",
             format!("{answers:?}"),
-            "[202, 202, 401]".into(),
+            "[202, 202, 401]",
             answers == [202, 202, 401],
         ),
-        (
+        Check::new(
             "accepted by the receiver",
-            accepted.to_string(),
-            "6 (2 webhooks, 4 status callbacks)".into(),
+            accepted,
+            "6 (2 webhooks, 4 status callbacks)",
             accepted == 6,
         ),
-        (
+        Check::new(
             "rejected by the receiver",
-            rejected.to_string(),
-            "1 (bad signature)".into(),
+            rejected,
+            "1 (bad signature)",
             rejected == 1,
         ),
-        (
+        Check::new(
             "SMS sent",
             sms.len().to_string(),
-            "2 (webhook, EventBridge)".into(),
+            "2 (webhook, EventBridge)",
             sms.len() == 2,
         ),
-        (
+        Check::new(
             "duplicates suppressed",
-            duplicates.to_string(),
-            "1 (the repeated webhook sent nothing)".into(),
+            duplicates,
+            "1 (the repeated webhook sent nothing)",
             duplicates == 1 && webhook_sms == 1,
         ),
-        (
+        Check::new(
             "status callbacks answered",
             format!("{callbacks:?}"),
-            "four 202s".into(),
+            "four 202s",
             callbacks == [202, 202, 202, 202],
         ),
-        (
+        Check::new(
             "wrap-up retried before .outbound",
-            retries.to_string(),
-            "at least 1".into(),
+            retries,
+            "at least 1",
             retries >= 1,
         ),
-        (
+        Check::new(
             "status written back to Genesys",
             format!("{last_status:?}"),
-            "delivered on both conversations".into(),
+            "delivered on both conversations",
             [WEBHOOK_CONVERSATION, EVENTBRIDGE_CONVERSATION]
                 .iter()
                 .all(|c| last_status.get(*c).map(String::as_str) == Some("delivered")),
         ),
-        (
+        Check::new(
             "dead-letter queue",
             format!("{} message(s)", dead.len()),
-            "1: the poison message, with its reason".into(),
+            "1: the poison message, with its reason",
             dead.len() == 1 && dead[0].1.contains("event-key"),
         ),
     ];
-    let failed = checks.iter().filter(|c| !c.3).count();
-    let mut text = vec![
-        String::new(),
-        format!("  {:3} {:36} {:44} expected", "", "outcome", "result"),
-    ];
-    for (name, got, want, good) in &checks {
-        let mark = if *good { ok("ok ") } else { bad("BAD") };
-        text.push(format!("  {mark} {name:36} {got:44} {want}"));
-    }
+    let (rows, failed) = check_rows(&checks);
+    let mut text = vec![String::new()];
+    text.extend(rows);
     for (id, reason) in &dead {
         text.push(format!("      dead letter {id}: {reason}"));
     }
@@ -241,7 +235,7 @@ async fn report(stack: &Stack, answers: &[u16]) -> Result<Report> {
         checks.len() - failed
     ));
     let json = json!({
-        "checks": checks.iter().map(|(n, g, w, ok)| json!({"check": n, "result": g, "expected": w, "ok": ok})).collect::<Vec<_>>(),
+        "checks": checks_json(&checks),
         "smsSent": sms.len(), "accepted": accepted, "duplicatesSuppressed": duplicates, "rejected": rejected,
         "deadLetters": dead.iter().map(|(id, reason)| json!({"messageId": id, "reason": reason})).collect::<Vec<_>>(),
         "passed": checks.len() - failed, "failed": failed,

@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod http;
+pub mod soak;
 pub mod stack;
 
 use anyhow::Result;
@@ -30,12 +31,42 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Send many events through the local stack while Twilio fails, the local AWS goes away and
+    /// a processor is killed, then check every event's outcome; exits 0 only when all hold.
+    Soak {
+        /// Deliveries to send, a tenth of them repeats.
+        #[arg(long, default_value_t = 5000)]
+        events: usize,
+        /// Seed of the events, repeats and Twilio's failures.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seconds the local AWS is cut mid-run.
+        #[arg(long, default_value_t = 5)]
+        outage_secs: u64,
+        /// Deliveries per second, at most (the senders also wait while the queue is long).
+        #[arg(long, default_value_t = 20)]
+        rate: u32,
+    },
 }
 
 /// Runs a local command.
 pub async fn run(command: Command) -> Result<Report> {
     match command {
         Command::Demo { port } => demo::run(port).await,
+        Command::Soak {
+            events,
+            seed,
+            outage_secs,
+            rate,
+        } => {
+            soak::run(soak::Settings {
+                events,
+                seed,
+                outage: std::time::Duration::from_secs(outage_secs),
+                rate,
+            })
+            .await
+        }
         Command::Up { port, rules } => {
             let rules = match rules {
                 Some(path) => std::fs::read_to_string(path)?,
@@ -43,7 +74,8 @@ pub async fn run(command: Command) -> Result<Report> {
             };
             lambda_runtime::tracing::init_default_subscriber();
             let root = stack::project_root()?;
-            let stack = stack::Stack::up(&root, port, &rules).await?;
+            let stack =
+                stack::Stack::up(&root, port, &rules, stack::ProcessorRuns::default()).await?;
             let lines = vec![
                 format!(
                     "receiver      {}/webhooks/genesys, /webhooks/twilio/status, /health",

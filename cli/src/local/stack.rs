@@ -1,7 +1,8 @@
-//! The whole pipeline on one machine: a local AWS (moto server from the project's `.venv`), the
-//! stack's resources created from `template.yaml`, local Twilio and Genesys servers, the receiver
-//! on an HTTP port, the processor fed from the queue as an event source mapping would, and the
-//! EventBridge handler fed from the rule's target queue. Dropping the stack stops all of it.
+//! The whole pipeline on one machine: a local AWS (moto server from the project's `.venv`, reached
+//! through a link that can be cut), the stack's resources created from `template.yaml`, local
+//! Twilio and Genesys servers, the receiver on an HTTP port, the processor fed from the queue as
+//! an event source mapping and Lambda would (concurrent pollers, a deadline per invocation), and
+//! the EventBridge handler fed from the rule's target queue. Dropping the stack stops all of it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpStream;
@@ -9,19 +10,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig, ReceiverConfig};
 use lambda_runtime::{Context, LambdaEvent};
 use relay_local::fakes::genesys::FakeGenesys;
 use relay_local::fakes::twilio::FakeTwilio;
 use relay_local::lambda_record;
+use relay_local::tcp_link::TcpLink;
 use serde::Deserialize;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use super::http;
 
@@ -68,16 +73,89 @@ pub struct Counters {
     pub answers: Mutex<BTreeMap<u16, u64>>,
     /// Processor invocations.
     pub batches: AtomicU64,
+    /// Processor invocations that did not finish: stopped at their deadline, or killed.
+    pub batches_lost: AtomicU64,
     /// EventBridge handler invocations.
     pub events: AtomicU64,
     /// EventBridge handler invocations that failed (to be retried).
     pub event_retries: AtomicU64,
 }
 
+/// How the stack runs the processor, standing in for the event source mapping and Lambda.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessorRuns {
+    /// Concurrent pollers, each invoking the processor with one batch at a time (the event source
+    /// mapping scales out to several).
+    pub pollers: usize,
+    /// The function timeout: an invocation still running then is stopped, as Lambda stops it,
+    /// and its batch comes back after the visibility timeout.
+    pub timeout: Duration,
+    /// How long a received message stays hidden; `None` keeps the queue's own setting.
+    pub visibility: Option<Duration>,
+}
+
+impl Default for ProcessorRuns {
+    /// The template's processor: a 30 s timeout, behind the queue's visibility timeout.
+    fn default() -> Self {
+        Self {
+            pollers: 2,
+            timeout: Duration::from_secs(30),
+            visibility: None,
+        }
+    }
+}
+
+/// Processor invocations under way, so that one can be killed mid-batch as a crash would.
+#[derive(Debug, Default)]
+pub struct Invocations {
+    running: Mutex<HashMap<u64, (AbortHandle, Vec<String>)>>,
+    next: AtomicU64,
+}
+
+impl Invocations {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (AbortHandle, Vec<String>)>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn start(&self, task: AbortHandle, bodies: Vec<String>) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.running().insert(id, (task, bodies));
+        id
+    }
+
+    fn end(&self, id: u64) {
+        self.running().remove(&id);
+    }
+
+    /// Kills every invocation holding a record whose body contains `needle`, as a crash would;
+    /// returns the bodies of the batches killed. Nothing of them is deleted: the records come
+    /// back after the visibility timeout.
+    pub fn kill_holding(&self, needle: &str) -> Vec<String> {
+        let mut running = self.running();
+        let doomed: Vec<u64> = running
+            .iter()
+            .filter(|(_, (_, bodies))| bodies.iter().any(|b| b.contains(needle)))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut killed = Vec::new();
+        for id in doomed {
+            if let Some((task, bodies)) = running.remove(&id) {
+                task.abort();
+                killed.extend(bodies);
+            }
+        }
+        killed
+    }
+}
+
 /// A running local stack.
 pub struct Stack {
     moto: Child,
-    /// The local AWS endpoint.
+    /// The relay every client reaches the local AWS through; cut it to take "AWS" away.
+    pub aws_link: TcpLink,
+    /// The local AWS endpoint (the link's address).
     pub endpoint: String,
     /// SDK configuration pointing at it.
     pub aws: SdkConfig,
@@ -91,6 +169,8 @@ pub struct Stack {
     pub receiver_url: String,
     /// What the functions did.
     pub counters: Arc<Counters>,
+    /// Processor invocations under way.
+    pub invocations: Arc<Invocations>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -142,7 +222,7 @@ fn wait_for_port(port: u16, limit: Duration, child: &mut Child, what: &str) -> R
 
 impl Stack {
     /// Starts everything; `port` is the receiver's, `rules` the rules JSON the functions get.
-    pub async fn up(root: &Path, port: u16, rules: &str) -> Result<Self> {
+    pub async fn up(root: &Path, port: u16, rules: &str, runs: ProcessorRuns) -> Result<Self> {
         let python = root.join(".venv/bin/python");
         if !python.exists() {
             bail!(
@@ -165,7 +245,10 @@ impl Stack {
             .spawn()
             .context("starting the local AWS (moto server)")?;
         wait_for_port(moto_port, Duration::from_secs(30), &mut moto, "moto server")?;
-        let endpoint = format!("http://127.0.0.1:{moto_port}");
+        let aws_link = TcpLink::start(moto_port)
+            .await
+            .context("starting the link to the local AWS")?;
+        let endpoint = aws_link.url();
         let created = Command::new(&python)
             .arg(root.join("scripts/local_resources.py"))
             .arg(&endpoint)
@@ -220,19 +303,15 @@ impl Stack {
             eventbridge_handler::Deps::new(EventBridgeConfig::from_env(&env)?, &aws, http_client)?;
 
         let counters = Arc::new(Counters::default());
+        let invocations = Arc::new(Invocations::default());
+        let processor = Arc::new(processor);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .with_context(|| format!("port {port} is taken; pass --port"))?;
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(http::serve(
                 listener,
                 Arc::new(receiver),
-                Arc::clone(&counters),
-            )),
-            tokio::spawn(feed_processor(
-                aws.clone(),
-                resources.clone(),
-                Arc::new(processor),
                 Arc::clone(&counters),
             )),
             tokio::spawn(feed_eventbridge_handler(
@@ -242,8 +321,20 @@ impl Stack {
                 Arc::clone(&counters),
             )),
         ];
+        let poller = Poller {
+            sqs: aws_sdk_sqs::Client::new(&aws),
+            resources: resources.clone(),
+            runs,
+            deps: processor,
+            counters: Arc::clone(&counters),
+            invocations: Arc::clone(&invocations),
+        };
+        for _ in 0..runs.pollers.max(1) {
+            tasks.push(tokio::spawn(poller.clone().run()));
+        }
         Ok(Self {
             moto,
+            aws_link,
             endpoint,
             aws,
             resources,
@@ -251,6 +342,7 @@ impl Stack {
             genesys,
             receiver_url,
             counters,
+            invocations,
             tasks,
         })
     }
@@ -274,11 +366,17 @@ impl Stack {
     }
 }
 
-async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, max: i32) -> Option<SqsEvent> {
+async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    max: i32,
+    visibility: Option<Duration>,
+) -> Option<SqsEvent> {
     let out = sqs
         .receive_message()
         .queue_url(url)
         .max_number_of_messages(max.clamp(1, 10))
+        .set_visibility_timeout(visibility.map(|v| i32::try_from(v.as_secs()).unwrap_or(i32::MAX)))
         .wait_time_seconds(1)
         .message_attribute_names("All")
         .message_system_attribute_names(MessageSystemAttributeName::All)
@@ -305,42 +403,113 @@ async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, receipt: Option<&str>) {
     }
 }
 
-/// The SQS event source mapping: batches to the processor, deletes what it did not report failed
-/// (the queue's redrive policy dead-letters what keeps failing).
-async fn feed_processor(
-    aws: SdkConfig,
+/// One poller of the SQS event source mapping: batches to the processor, each invocation under
+/// its deadline; deletes what the processor did not report failed. A batch whose invocation
+/// failed, timed out or was killed is left alone, so it comes back after the visibility timeout
+/// (and the queue's redrive policy dead-letters what keeps failing).
+#[derive(Clone)]
+struct Poller {
+    sqs: aws_sdk_sqs::Client,
     resources: Resources,
+    runs: ProcessorRuns,
     deps: Arc<processor::Deps>,
     counters: Arc<Counters>,
-) {
-    let sqs = aws_sdk_sqs::Client::new(&aws);
-    loop {
-        let Some(batch) = receive(&sqs, &resources.queue_url, resources.batch_size).await else {
-            continue;
-        };
-        counters.batches.fetch_add(1, Ordering::Relaxed);
-        let receipts: Vec<(String, Option<String>)> = batch
+    invocations: Arc<Invocations>,
+}
+
+impl Poller {
+    async fn run(self) {
+        let url = &self.resources.queue_url;
+        loop {
+            let Some(batch) = receive(
+                &self.sqs,
+                url,
+                self.resources.batch_size,
+                self.runs.visibility,
+            )
+            .await
+            else {
+                continue;
+            };
+            self.counters.batches.fetch_add(1, Ordering::Relaxed);
+            let receipts: Vec<(String, Option<String>)> = batch
+                .records
+                .iter()
+                .map(|r| {
+                    (
+                        r.message_id.clone().unwrap_or_default(),
+                        r.receipt_handle.clone(),
+                    )
+                })
+                .collect();
+            let Some(failed) = self.invoke(batch).await else {
+                self.counters.batches_lost.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let done: Vec<DeleteMessageBatchRequestEntry> = receipts
+                .into_iter()
+                .filter(|(id, _)| !failed.contains(id))
+                .enumerate()
+                .filter_map(|(n, (_, receipt))| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(receipt?)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !done.is_empty() {
+                let _ = self
+                    .sqs
+                    .delete_message_batch()
+                    .queue_url(url)
+                    .set_entries(Some(done))
+                    .send()
+                    .await;
+            }
+        }
+    }
+
+    /// Runs one invocation; the ids it reported failed, or `None` when it did not finish.
+    async fn invoke(&self, batch: SqsEvent) -> Option<Vec<String>> {
+        let bodies = batch
             .records
             .iter()
-            .map(|r| {
-                (
-                    r.message_id.clone().unwrap_or_default(),
-                    r.receipt_handle.clone(),
-                )
-            })
+            .map(|r| r.body.clone().unwrap_or_default())
             .collect();
-        let failed: Vec<String> =
-            match processor::handle(LambdaEvent::new(batch, Context::default()), &deps).await {
-                Ok(response) => response
+        let mut context = Context::default();
+        let deadline = SystemTime::now() + self.runs.timeout;
+        context.deadline = deadline
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let deps = Arc::clone(&self.deps);
+        let task = tokio::spawn(async move {
+            processor::handle(LambdaEvent::new(batch, context), &deps).await
+        });
+        let abort = task.abort_handle();
+        let id = self.invocations.start(abort.clone(), bodies);
+        let outcome = tokio::time::timeout(self.runs.timeout, task).await;
+        self.invocations.end(id);
+        match outcome {
+            Ok(Ok(Ok(response))) => Some(
+                response
                     .batch_item_failures
                     .into_iter()
                     .map(|f| f.item_identifier)
                     .collect(),
-                Err(_) => receipts.iter().map(|(id, _)| id.clone()).collect(),
-            };
-        for (id, receipt) in &receipts {
-            if !failed.contains(id) {
-                delete(&sqs, &resources.queue_url, receipt.as_deref()).await;
+            ),
+            Ok(Ok(Err(error))) => {
+                tracing::warn!(%error, "processor invocation failed");
+                None
+            }
+            Ok(Err(killed)) => {
+                tracing::warn!(%killed, "processor invocation killed");
+                None
+            }
+            Err(_) => {
+                abort.abort();
+                tracing::warn!("processor invocation timed out");
+                None
             }
         }
     }
@@ -357,7 +526,7 @@ async fn feed_eventbridge_handler(
     const ATTEMPTS: u32 = 3;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     loop {
-        let Some(batch) = receive(&sqs, &resources.event_target_queue_url, 10).await else {
+        let Some(batch) = receive(&sqs, &resources.event_target_queue_url, 10, None).await else {
             continue;
         };
         for record in batch.records {

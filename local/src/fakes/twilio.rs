@@ -11,7 +11,8 @@
 //!   `Body` 400 (21602), a `To` that is not E.164 400 (21211), a body over 1,600 characters 400
 //!   (21617);
 //! - a request that passed every check takes the next scripted [`Reply`], if any
-//!   ([`FakeTwilio::script`]);
+//!   ([`FakeTwilio::script`]), else one drawn at random when [`Faults`] are set
+//!   ([`FakeTwilio::set_faults`]);
 //! - otherwise the message is created: 201 with Twilio's message resource (`sid` = `SM` + 32 hex,
 //!   `status` `queued`, or `accepted` when only a Messaging Service was given, `num_segments` as a
 //!   string, `date_created` in RFC 2822, `error_code`/`error_message` null).
@@ -23,7 +24,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -93,6 +94,8 @@ pub struct RecordedRequest {
     pub form: Vec<(String, String)>,
     /// The status answered; `None` while the answer is still pending (a [`Reply::Hang`]).
     pub status: Option<u16>,
+    /// The scripted or drawn reply it was given, if any.
+    pub reply: Option<Reply>,
 }
 
 impl RecordedRequest {
@@ -122,6 +125,43 @@ pub struct CreatedMessage {
     pub status_callback: Option<String>,
     /// The Basic user the request authenticated as.
     pub auth_user: String,
+    /// When it was created, to place it against faults injected meanwhile.
+    pub created_at: Instant,
+}
+
+/// Failures drawn at random, each with its probability, for requests that pass every check and
+/// find no scripted reply: a provider having a bad day, as a soak test needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Faults {
+    /// Share answered 503 (Twilio's error JSON, code 20503); no message is created.
+    pub server_error: f64,
+    /// Share answered 429 with `Retry-After: retry_after_secs`; no message is created.
+    pub too_many_requests: f64,
+    /// The `Retry-After` of those 429s.
+    pub retry_after_secs: u64,
+    /// Share answered only after `hang` (a [`Reply::Hang`]): longer than the client waits, the
+    /// message is still created, as when Twilio took it but the answer was lost.
+    pub timeout: f64,
+    /// How long those requests hang.
+    pub hang: Duration,
+}
+
+impl Faults {
+    /// The reply for a draw `r` in `[0, 1)`, `None` for a normal answer.
+    fn reply(&self, r: f64) -> Option<Reply> {
+        let mut bound = self.server_error;
+        if r < bound {
+            return Some(Reply::Status(503));
+        }
+        bound += self.too_many_requests;
+        if r < bound {
+            return Some(Reply::TooManyRequests {
+                retry_after_secs: Some(self.retry_after_secs),
+            });
+        }
+        bound += self.timeout;
+        (r < bound).then_some(Reply::Hang(self.hang))
+    }
 }
 
 struct Inner {
@@ -136,6 +176,19 @@ struct Inner {
     port: u16,
     /// How long every answer waits before it is computed ([`FakeTwilio::set_latency`]).
     latency: Duration,
+    /// Random failures and the generator that draws them ([`FakeTwilio::set_faults`]).
+    faults: Option<(Faults, fastrand::Rng)>,
+}
+
+impl Inner {
+    /// The next scripted reply, else a drawn fault, else `None` (create the message).
+    fn next_reply(&mut self) -> Option<Reply> {
+        if let Some(reply) = self.script.pop_front() {
+            return Some(reply);
+        }
+        let (faults, rng) = self.faults.as_mut()?;
+        faults.reply(rng.f64())
+    }
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -161,6 +214,7 @@ impl FakeTwilio {
             messages: Vec::new(),
             port,
             latency: Duration::ZERO,
+            faults: None,
         }));
         let app = Router::new()
             .fallback(handle)
@@ -214,6 +268,12 @@ impl FakeTwilio {
     /// service across a network would; `Duration::ZERO` (the default) answers at once.
     pub fn set_latency(&self, latency: Duration) {
         lock(&self.shared).latency = latency;
+    }
+
+    /// From now on, draws a failure for every request that passes the checks and finds no
+    /// scripted reply, from a generator seeded with `seed` so a run can be repeated.
+    pub fn set_faults(&self, faults: Faults, seed: u64) {
+        lock(&self.shared).faults = Some((faults, fastrand::Rng::with_seed(seed)));
     }
 
     /// Replaces the accepted credentials (a rotated or revoked key): only these work from now on.
@@ -381,24 +441,33 @@ async fn handle(
             content_type: content_type.clone(),
             form: form.clone(),
             status: None,
+            reply: None,
         });
         inner.requests.len() - 1
     };
-    let response = answer(
-        &shared,
-        &method,
-        uri.path(),
-        credentials,
-        content_type.as_deref(),
-        form,
-    )
-    .await;
-    lock(&shared).requests[index].status = Some(response.status().as_u16());
-    response
+    // The answer is worked out in a task of its own, so a client that gives up (a timeout) does
+    // not stop it: the message is still created, as the real service would.
+    let work = tokio::spawn(async move {
+        let response = answer(
+            &shared,
+            index,
+            &method,
+            uri.path(),
+            credentials,
+            content_type.as_deref(),
+            form,
+        )
+        .await;
+        lock(&shared).requests[index].status = Some(response.status().as_u16());
+        response
+    });
+    work.await
+        .unwrap_or_else(|_| twilio_error(500, 20500, "the fake failed"))
 }
 
 async fn answer(
     shared: &Shared,
+    index: usize,
     method: &Method,
     path: &str,
     credentials: Option<(String, String)>,
@@ -409,7 +478,12 @@ async fn answer(
         Ok(submission) => submission,
         Err(refusal) => return refusal.into_response(),
     };
-    let reply = lock(shared).script.pop_front();
+    let reply = {
+        let mut inner = lock(shared);
+        let reply = inner.next_reply();
+        inner.requests[index].reply.clone_from(&reply);
+        reply
+    };
     match reply {
         None | Some(Reply::Created) => {}
         Some(Reply::Hang(delay)) => tokio::time::sleep(delay).await,
@@ -594,6 +668,7 @@ fn create(shared: &Shared, submission: Submission) -> Response {
         body: submission.body,
         status_callback: submission.status_callback,
         auth_user: submission.auth_user,
+        created_at: Instant::now(),
     };
     if let (Some(token), Some(url)) = (inner.callbacks.clone(), message.status_callback.clone()) {
         tokio::spawn(send_callbacks(
@@ -643,5 +718,33 @@ async fn send_callbacks(
             Err(_) => 0,
         };
         lock(&shared).callbacks_answered.push(answered);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_split_the_draws_in_their_order_and_leave_the_rest_alone() {
+        let faults = Faults {
+            server_error: 0.05,
+            too_many_requests: 0.02,
+            retry_after_secs: 2,
+            timeout: 0.01,
+            hang: Duration::from_secs(11),
+        };
+        let too_many = Some(Reply::TooManyRequests {
+            retry_after_secs: Some(2),
+        });
+        let hang = Some(Reply::Hang(Duration::from_secs(11)));
+        assert_eq!(faults.reply(0.0), Some(Reply::Status(503)));
+        assert_eq!(faults.reply(0.049), Some(Reply::Status(503)));
+        assert_eq!(faults.reply(0.05), too_many);
+        assert_eq!(faults.reply(0.069), too_many);
+        assert_eq!(faults.reply(0.07), hang);
+        assert_eq!(faults.reply(0.079), hang);
+        assert_eq!(faults.reply(0.08), None);
+        assert_eq!(faults.reply(0.999), None);
     }
 }

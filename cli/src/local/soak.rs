@@ -1,0 +1,889 @@
+//! `relay local soak`: many events through the local stack while things go wrong, then the
+//! pipeline's guarantees checked event by event.
+//!
+//! The faults: a tenth of the deliveries repeat an earlier event; the local Twilio answers 5 % of
+//! sends 503, 2 % 429 with `Retry-After`, and lets 1 % hang past the client's timeout (the message
+//! is still created, as when Twilio took it and the answer was lost); the local AWS is cut for a
+//! few seconds mid-run (the receiver must answer 503 and the sender retry); one processor
+//! invocation is killed while an SMS send is in flight, between claim and completion; 1 % of the
+//! events are poison (a configured wrap-up with no customer number).
+//!
+//! The invariants: every accepted event ends exactly once, completed or in the DLQ with a reason;
+//! none is lost; the SMS sent equal the unique eligible events, where a second SMS is allowed only
+//! inside the crash window `idempotency` documents (after the send, before the completion is
+//! stored: the killed invocation, a send whose answer was lost, a completion or acknowledgement
+//! that could not be written while AWS was away), and each is counted.
+//!
+//! Every connection stays on 127.0.0.1; the run is bounded in events and in time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::QueueAttributeName;
+use genesys_relay::auth::HmacHeader;
+use genesys_relay::dead_letter;
+use genesys_relay::event::EventKey;
+use genesys_relay::queue::{self, Source};
+use relay_local::fakes::twilio::{Faults, Reply};
+use serde_json::json;
+
+use super::demo::RULES;
+use super::stack::{project_root, ProcessorRuns, Stack, WEBHOOK_SECRET};
+use crate::output::{check_rows, checks_json, Check, Report};
+
+/// The wrap-up code the rules text for.
+const ELIGIBLE_CODE: &str = "ININ-OUTBOUND-NO-ANSWER";
+/// A wrap-up code the rules do not text for.
+const OTHER_CODE: &str = "ININ-OUTBOUND-SALE";
+/// Share of deliveries that repeat an earlier event.
+const DUPLICATES: f64 = 0.10;
+/// Share of events that are poison.
+const POISON: f64 = 0.01;
+/// Share of events with a code the rules do not text for.
+const OTHER: f64 = 0.05;
+/// The local Twilio's failures.
+const TWILIO_FAULTS: Faults = Faults {
+    server_error: 0.05,
+    too_many_requests: 0.02,
+    retry_after_secs: 2,
+    timeout: 0.01,
+    // Past the client's 10 s request timeout.
+    hang: Duration::from_secs(11),
+};
+/// How the stack runs the processor: several pollers, as Lambda scales out, and a short function
+/// timeout and visibility timeout (the template's are 30 s and 200 s), so that the killed batch
+/// comes back within the run. The timeout stays above the HTTP client's 10 s, as in the template.
+const RUNS: ProcessorRuns = ProcessorRuns {
+    pollers: 4,
+    timeout: Duration::from_secs(15),
+    visibility: Some(Duration::from_secs(20)),
+};
+/// Concurrent senders.
+const SENDERS: usize = 16;
+/// Messages in the main queue above which the senders wait: the local AWS's receive slows with
+/// the square of the queue's length, and a soak is about steady load, not a backlog.
+const MAX_BACKLOG: usize = 100;
+/// Attempts per delivery before the sender gives up (about a minute of backing off).
+const ATTEMPTS: u32 = 40;
+/// A completion or acknowledgement can fail this long after the link to AWS was cut: the SDK's
+/// operation timeout (4 s) with a margin.
+const OUTAGE_REACH: Duration = Duration::from_secs(6);
+
+/// What to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Deliveries to send, duplicates included.
+    pub events: usize,
+    /// Seed of every random choice (events, duplicates, Twilio's faults).
+    pub seed: u64,
+    /// How long the local AWS is cut.
+    pub outage: Duration,
+    /// Deliveries per second: a steady load the local AWS keeps up with, so the run measures the
+    /// pipeline and not a backlog.
+    pub rate: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A configured wrap-up code: one SMS.
+    Eligible,
+    /// Another code: no SMS.
+    Other,
+    /// A configured code and no number: dead-lettered with its reason.
+    Poison,
+}
+
+/// One unique event.
+#[derive(Debug)]
+struct Event {
+    kind: Kind,
+    number: String,
+    body: String,
+    key: EventKey,
+}
+
+/// The events and the order they are delivered in (indexes, duplicates repeated).
+fn plan(settings: &Settings) -> (Vec<Event>, Vec<usize>) {
+    let mut rng = fastrand::Rng::with_seed(settings.seed);
+    let repeats = (settings.events as f64 * DUPLICATES).round() as usize;
+    let unique = settings.events.saturating_sub(repeats).max(1);
+    let events: Vec<Event> = (0..unique)
+        .map(|n| {
+            let draw = rng.f64();
+            let kind = if draw < POISON {
+                Kind::Poison
+            } else if draw < POISON + OTHER {
+                Kind::Other
+            } else {
+                Kind::Eligible
+            };
+            let number = format!("+1555{n:07}");
+            let conversation = format!("soak-{}-{n:07}", settings.seed);
+            let code = if kind == Kind::Other {
+                OTHER_CODE
+            } else {
+                ELIGIBLE_CODE
+            };
+            let mut detail = json!({"conversationId": conversation, "participantId": format!("participant-{n}"),
+                "wrapupCode": code, "eventTime": 1_795_150_800_000_i64 + n as i64});
+            if kind != Kind::Poison {
+                detail["addressTo"] = json!(format!("tel:{number}"));
+            }
+            let body = json!({
+                "topicName": format!("v2.detail.events.conversation.{conversation}.acw"),
+                "eventBody": detail,
+                "metadata": {"CorrelationId": format!("soak-{n}")}
+            })
+            .to_string();
+            // The local stack sets no EVENT_KEY_POINTERS and the webhook carries no id, so the
+            // receiver keys each event by its body's digest.
+            let key = EventKey::digest(body.as_bytes());
+            Event {
+                kind,
+                number,
+                body,
+                key,
+            }
+        })
+        .collect();
+    // Each repeat follows its original within the next couple of hundred deliveries.
+    let mut order: Vec<(f64, usize)> = (0..unique).map(|n| (n as f64, n)).collect();
+    for _ in 0..repeats {
+        let original = rng.usize(0..unique);
+        order.push((original as f64 + 0.5 + rng.f64() * 200.0, original));
+    }
+    order.sort_by(|a, b| a.0.total_cmp(&b.0));
+    (events, order.into_iter().map(|(_, n)| n).collect())
+}
+
+/// How one delivery went from the sender's side.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sent {
+    accepted: bool,
+    attempts: u32,
+    /// 503 answers before the last one.
+    unavailable: u32,
+    last_status: u16,
+}
+
+/// Posts `body` until it is accepted, retrying what a sender should retry (503, 5xx, 429, a
+/// connection that failed) with a capped, jittered backoff.
+async fn deliver(http: &reqwest::Client, url: &str, body: &str) -> Sent {
+    let signer = HmacHeader::genesys_open_messaging();
+    let signature = signer.sign(WEBHOOK_SECRET.as_bytes(), body.as_bytes());
+    let mut sent = Sent::default();
+    while sent.attempts < ATTEMPTS {
+        sent.attempts += 1;
+        let status = http
+            .post(url)
+            .header("content-type", "application/json")
+            .header(signer.header.as_str(), &signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_or(0, |r| r.status().as_u16());
+        sent.last_status = status;
+        match status {
+            202 => {
+                sent.accepted = true;
+                return sent;
+            }
+            503 => sent.unavailable += 1,
+            0 | 429 | 500..=599 => {}
+            _ => return sent,
+        }
+        let backoff =
+            Duration::from_millis(100 << sent.attempts.min(5)).min(Duration::from_secs(2));
+        tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+    }
+    sent
+}
+
+/// What the senders share with the run: how many deliveries are done (the fault schedule follows
+/// it) and the main queue's backlog, which they hold back for.
+#[derive(Debug, Default)]
+struct Load {
+    delivered: AtomicUsize,
+    backlog: AtomicUsize,
+}
+
+/// Runs the senders: at most `rate` deliveries a second, and none while the queue holds more than
+/// [`MAX_BACKLOG`] messages.
+fn send_all(
+    url: String,
+    events: Arc<Vec<Event>>,
+    order: Arc<Vec<usize>>,
+    rate: u32,
+    load: Arc<Load>,
+) -> tokio::task::JoinHandle<Vec<(usize, Sent)>> {
+    let interval = Duration::from_secs(1) / rate.max(1);
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let next = Arc::new(AtomicUsize::new(0));
+        let due = Arc::new(Mutex::new(tokio::time::Instant::now()));
+        let results = Arc::new(Mutex::new(Vec::with_capacity(order.len())));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let (http, url, events, order, load) = (
+                    http.clone(),
+                    url.clone(),
+                    Arc::clone(&events),
+                    Arc::clone(&order),
+                    Arc::clone(&load),
+                );
+                let (next, due, results) =
+                    (Arc::clone(&next), Arc::clone(&due), Arc::clone(&results));
+                tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&event) = order.get(i) else { break };
+                        while load.backlog.load(Ordering::Relaxed) > MAX_BACKLOG {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        let slot = due.lock().map_or_else(
+                            |_| tokio::time::Instant::now(),
+                            |mut due| {
+                                let slot = (*due).max(tokio::time::Instant::now());
+                                *due = slot + interval;
+                                slot
+                            },
+                        );
+                        tokio::time::sleep_until(slot).await;
+                        let sent = deliver(&http, &url, &events[event].body).await;
+                        if let Ok(mut results) = results.lock() {
+                            results.push((event, sent));
+                        }
+                        load.delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            let _ = sender.await;
+        }
+        let collected = results.lock().map(|r| r.clone()).unwrap_or_default();
+        collected
+    })
+}
+
+/// Waits until `target` deliveries are done (or the senders are).
+async fn reach(load: &Load, target: usize, senders: &tokio::task::JoinHandle<Vec<(usize, Sent)>>) {
+    while load.delivered.load(Ordering::Relaxed) < target && !senders.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Keeps the backlog up to date, and prints the deliveries made and the backlog at every tenth of
+/// the run.
+async fn watch(load: Arc<Load>, total: usize, sqs: aws_sdk_sqs::Client, queue_url: String) {
+    let mut shown = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let counted = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await;
+        // While AWS is away the last figure stands; the receiver's 503s hold the senders back then.
+        if let Ok(out) = counted {
+            let backlog = out
+                .attributes
+                .unwrap_or_default()
+                .values()
+                .filter_map(|v| v.parse::<usize>().ok())
+                .sum();
+            load.backlog.store(backlog, Ordering::Relaxed);
+        }
+        let done = load.delivered.load(Ordering::Relaxed);
+        if done * 10 / total.max(1) > shown {
+            shown = done * 10 / total.max(1);
+            step(&format!(
+                "{done} of {total} delivered; {} messages in the queue",
+                load.backlog.load(Ordering::Relaxed)
+            ));
+        }
+    }
+}
+
+/// When the local AWS was cut and restored.
+#[derive(Debug, Clone, Copy)]
+struct Outage {
+    from: Instant,
+    to: Instant,
+}
+
+impl Outage {
+    /// Whether a message created at `at` may have had its completion or acknowledgement fail
+    /// because AWS was away.
+    fn reaches(&self, at: Instant) -> bool {
+        at + OUTAGE_REACH >= self.from && at <= self.to
+    }
+}
+
+/// Makes the local Twilio hold the next send, then kills the processor invocation waiting on a
+/// send (between its claim and its completion); returns the bodies of the batch killed.
+async fn kill_mid_send(stack: &Stack) -> Result<Vec<String>> {
+    stack
+        .twilio
+        .script(vec![Reply::Hang(Duration::from_secs(3))]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        for request in stack.twilio.requests().iter().rev() {
+            if request.status.is_some() {
+                continue;
+            }
+            let Some(to) = request.field("To") else {
+                continue;
+            };
+            let killed = stack.invocations.kill_holding(to);
+            if !killed.is_empty() {
+                return Ok(killed);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bail!("no processor invocation was waiting on Twilio within 60 s")
+}
+
+/// Waits until the queue is empty, Twilio has answered every send and every callback was
+/// posted, three checks in a row.
+async fn wait_until_drained(stack: &Stack, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    let mut quiet = 0;
+    while quiet < 3 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let pending = stack.queue_depth(&stack.resources.queue_url).await?;
+        let sends_open = stack
+            .twilio
+            .requests()
+            .iter()
+            .filter(|r| r.status.is_none())
+            .count();
+        let callbacks = stack.twilio.callbacks_answered().len();
+        let callbacks_due = 2 * stack.twilio.messages().len();
+        if Instant::now() > deadline {
+            bail!(
+                "the pipeline did not drain within {} s: {pending} messages queued, {sends_open} Twilio sends unanswered, {callbacks} of {callbacks_due} status callbacks posted",
+                limit.as_secs()
+            );
+        }
+        quiet = if pending == 0 && sends_open == 0 && callbacks >= callbacks_due {
+            quiet + 1
+        } else {
+            0
+        };
+    }
+    Ok(())
+}
+
+/// A dead letter: the event key and source it carried, and the reason (empty when the queue's
+/// redrive policy moved it, which names none).
+#[derive(Debug)]
+struct DeadLetter {
+    key: String,
+    source: String,
+    reason: String,
+}
+
+/// Every message in the DLQ, each read once.
+async fn dead_letters(stack: &Stack) -> Result<Vec<DeadLetter>> {
+    let sqs = aws_sdk_sqs::Client::new(&stack.aws);
+    let mut letters = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&stack.resources.dlq_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(letters);
+        }
+        for message in messages {
+            let attribute = |name: &str| {
+                message
+                    .message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get(name))
+                    .and_then(|v| v.string_value.clone())
+                    .unwrap_or_default()
+            };
+            letters.push(DeadLetter {
+                key: attribute(queue::attr::EVENT_KEY),
+                source: attribute(queue::attr::SOURCE),
+                reason: attribute(dead_letter::attr::ERROR_MESSAGE),
+            });
+        }
+    }
+}
+
+/// The SMS action's idempotency records: event key to status. The local AWS scans slowly, so
+/// pages are small and given longer than the functions' own timeouts.
+async fn sms_claims(stack: &Stack) -> Result<HashMap<String, String>> {
+    let patient = aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(Duration::from_secs(120))
+        .operation_attempt_timeout(Duration::from_secs(60))
+        .build();
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&stack.aws)
+            .timeout_config(patient)
+            .build(),
+    );
+    let mut claims = HashMap::new();
+    let mut start = None;
+    loop {
+        let out = ddb
+            .scan()
+            .table_name(&stack.resources.table)
+            .limit(500)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        for item in out.items.unwrap_or_default() {
+            let text = |name: &str| match item.get(name) {
+                Some(AttributeValue::S(s)) => Some(s.clone()),
+                _ => None,
+            };
+            if text("sk").as_deref() == Some("idempotency")
+                && text("action").as_deref() == Some(genesys_relay::actions::sms_on_wrapup::NAME)
+            {
+                if let (Some(key), Some(status)) = (text("event_key"), text("status")) {
+                    claims.insert(key, status);
+                }
+            }
+        }
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return Ok(claims);
+        }
+    }
+}
+
+fn step(text: &str) {
+    eprintln!("soak: {text}");
+}
+
+/// Runs the soak.
+pub async fn run(settings: Settings) -> Result<Report> {
+    let started = Instant::now();
+    let root = project_root()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let (events, order) = plan(&settings);
+    step(&format!(
+        "{} deliveries: {} unique events ({} eligible, {} other codes, {} poison) and {} repeats; seed {}",
+        order.len(),
+        events.len(),
+        events.iter().filter(|e| e.kind == Kind::Eligible).count(),
+        events.iter().filter(|e| e.kind == Kind::Other).count(),
+        events.iter().filter(|e| e.kind == Kind::Poison).count(),
+        order.len() - events.len(),
+        settings.seed
+    ));
+    let stack = Stack::up(&root, port, RULES, RUNS).await?;
+    stack.twilio.set_faults(TWILIO_FAULTS, settings.seed);
+    step(&format!(
+        "stack up in {:.1} s; sending",
+        started.elapsed().as_secs_f64()
+    ));
+
+    let (events, order) = (Arc::new(events), Arc::new(order));
+    let load = Arc::new(Load::default());
+    let watcher = tokio::spawn(watch(
+        Arc::clone(&load),
+        order.len(),
+        aws_sdk_sqs::Client::new(&stack.aws),
+        stack.resources.queue_url.clone(),
+    ));
+    let senders = send_all(
+        format!("{}/webhooks/genesys", stack.receiver_url),
+        Arc::clone(&events),
+        Arc::clone(&order),
+        settings.rate,
+        Arc::clone(&load),
+    );
+
+    reach(&load, order.len() * 35 / 100, &senders).await;
+    step(&format!(
+        "cutting the local AWS for {} s",
+        settings.outage.as_secs()
+    ));
+    let from = Instant::now();
+    stack.aws_link.cut();
+    tokio::time::sleep(settings.outage).await;
+    stack
+        .aws_link
+        .restore()
+        .await
+        .context("restoring the local AWS")?;
+    let outage = Outage {
+        from,
+        to: Instant::now(),
+    };
+    step("local AWS back");
+
+    reach(&load, order.len() * 60 / 100, &senders).await;
+    let killed = kill_mid_send(&stack).await?;
+    step(&format!(
+        "killed a processor invocation mid-send ({} records)",
+        killed.len()
+    ));
+
+    let results = senders.await.context("the senders stopped")?;
+    watcher.abort();
+    step(&format!(
+        "all sent in {:.1} s; waiting for the pipeline to drain",
+        started.elapsed().as_secs_f64()
+    ));
+    let limit = Duration::from_secs(300) + Duration::from_millis(100) * order.len() as u32;
+    wait_until_drained(&stack, limit).await?;
+    step(&format!(
+        "drained at {:.1} s; checking",
+        started.elapsed().as_secs_f64()
+    ));
+
+    let report = verify(&stack, &events, &results, &killed, outage).await?;
+    let (rows, failed) = check_rows(&report.checks);
+    let mut text = vec![String::new()];
+    text.extend(rows);
+    text.push(String::new());
+    text.extend(
+        report
+            .figures
+            .iter()
+            .map(|(name, value)| format!("  {name}: {value}")),
+    );
+    text.push(format!(
+        "soak: {} passed, {failed} failed, in {:.0} s",
+        report.checks.len() - failed,
+        started.elapsed().as_secs_f64()
+    ));
+    let json = json!({
+        "checks": checks_json(&report.checks),
+        "figures": report.figures.iter().cloned().collect::<BTreeMap<_, _>>(),
+        "seconds": started.elapsed().as_secs_f64(),
+        "passed": report.checks.len() - failed, "failed": failed,
+    });
+    let output = Report::new(text, json);
+    if failed > 0 {
+        crate::output::print(&output, false);
+        bail!("{failed} of the soak's checks failed");
+    }
+    Ok(output)
+}
+
+/// The checks and the figures behind them.
+struct Verdict {
+    checks: Vec<Check>,
+    figures: Vec<(&'static str, String)>,
+}
+
+async fn verify(
+    stack: &Stack,
+    events: &[Event],
+    results: &[(usize, Sent)],
+    killed: &[String],
+    outage: Outage,
+) -> Result<Verdict> {
+    let claims = sms_claims(stack).await?;
+    let letters = dead_letters(stack).await?;
+    let messages = stack.twilio.messages();
+    let requests = stack.twilio.requests();
+
+    let accepted: HashSet<usize> = results
+        .iter()
+        .filter(|(_, sent)| sent.accepted)
+        .map(|(event, _)| *event)
+        .collect();
+    let refused = results.iter().filter(|(_, sent)| !sent.accepted).count();
+    let unavailable: u32 = results.iter().map(|(_, sent)| sent.unavailable).sum();
+    let retried = results.iter().filter(|(_, sent)| sent.attempts > 1).count();
+
+    let mut letters_by_key: HashMap<&str, Vec<&DeadLetter>> = HashMap::new();
+    for letter in &letters {
+        letters_by_key.entry(&letter.key).or_default().push(letter);
+    }
+    let mut sms_by_number: HashMap<&str, Vec<Instant>> = HashMap::new();
+    for message in &messages {
+        sms_by_number
+            .entry(&message.to)
+            .or_default()
+            .push(message.created_at);
+    }
+    let lost_answers: HashSet<&str> = requests
+        .iter()
+        .filter(|r| matches!(r.reply, Some(Reply::Hang(_))))
+        .filter_map(|r| r.field("To"))
+        .collect();
+
+    // Every accepted event, by what it should have become.
+    let (mut completed, mut acknowledged, mut dead_lettered, mut lost) = (0, 0, 0, 0);
+    let mut wrong: Vec<String> = Vec::new();
+    let (mut unique_eligible, mut missing_sms, mut stray_sms) = (0, 0, 0);
+    let mut explained: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut unexplained = 0;
+    for (n, event) in events.iter().enumerate() {
+        let sms = sms_by_number.get(event.number.as_str());
+        let sms_count = sms.map_or(0, Vec::len);
+        if !accepted.contains(&n) {
+            continue;
+        }
+        let claim = claims.get(event.key.as_str()).map(String::as_str);
+        let dead = letters_by_key.get(event.key.as_str());
+        if event.kind != Kind::Other && claim != Some("COMPLETED") && dead.is_none() {
+            lost += 1;
+        }
+        match event.kind {
+            Kind::Eligible => {
+                unique_eligible += 1;
+                match (claim, dead) {
+                    (Some("COMPLETED"), None) => completed += 1,
+                    _ => wrong.push(format!(
+                        "eligible #{n}: claim {claim:?}, dead letters {}",
+                        dead.map_or(0, Vec::len)
+                    )),
+                }
+                if sms_count == 0 {
+                    missing_sms += 1;
+                } else if sms_count > 1 {
+                    let why = if killed.iter().any(|b| b.contains(&event.number)) {
+                        "killed invocation"
+                    } else if lost_answers.contains(event.number.as_str()) {
+                        "send answer lost"
+                    } else if sms.is_some_and(|times| outage.reaches(times[0])) {
+                        "AWS away after send"
+                    } else {
+                        unexplained += 1;
+                        "unexplained"
+                    };
+                    *explained.entry(why).or_default() += sms_count - 1;
+                }
+            }
+            Kind::Other => match (claim, dead) {
+                (None, None) if sms_count == 0 => acknowledged += 1,
+                _ => wrong.push(format!(
+                    "other code #{n}: claim {claim:?}, dead letters {}, SMS {sms_count}",
+                    dead.map_or(0, Vec::len)
+                )),
+            },
+            Kind::Poison => match dead {
+                Some(letters)
+                    if claim.is_none()
+                        && sms_count == 0
+                        && letters.iter().all(|l| !l.reason.is_empty()) =>
+                {
+                    dead_lettered += 1
+                }
+                _ => wrong.push(format!(
+                    "poison #{n}: claim {claim:?}, dead letters {:?}",
+                    dead.map(|l| l.iter().map(|l| l.reason.as_str()).collect::<Vec<_>>())
+                )),
+            },
+        }
+        if event.kind != Kind::Eligible && sms_count > 0 {
+            stray_sms += sms_count;
+        }
+    }
+    let letters_without_reason = letters.iter().filter(|l| l.reason.is_empty()).count();
+    let callback_letters = letters
+        .iter()
+        .filter(|l| l.source == Source::TwilioStatus.as_str())
+        .count();
+    let repeats_accepted = results.iter().filter(|(_, s)| s.accepted).count() - accepted.len();
+    let duplicates: usize = explained.values().sum();
+    let faults = |pick: fn(&Reply) -> bool| {
+        requests
+            .iter()
+            .filter(|r| r.reply.as_ref().is_some_and(pick))
+            .count()
+    };
+    for line in wrong.iter().take(10) {
+        step(&format!("not as expected: {line}"));
+    }
+
+    let checks = vec![
+        Check::new(
+            "deliveries accepted",
+            format!("{} of {}", results.len() - refused, results.len()),
+            "all (the sender retries 503s)",
+            refused == 0,
+        ),
+        Check::new(
+            "receiver answered 503 while AWS was away",
+            unavailable,
+            "at least 1",
+            unavailable > 0,
+        ),
+        Check::new(
+            "accepted events ended exactly once",
+            format!(
+                "{} of {}",
+                completed + acknowledged + dead_lettered,
+                accepted.len()
+            ),
+            "all: completed, acknowledged or dead-lettered",
+            wrong.is_empty() && completed + acknowledged + dead_lettered == accepted.len(),
+        ),
+        Check::new("lost", lost, "0", lost == 0),
+        Check::new(
+            "poison dead-lettered with a reason",
+            dead_lettered,
+            "every accepted poison event",
+            events
+                .iter()
+                .enumerate()
+                .filter(|(n, e)| e.kind == Kind::Poison && accepted.contains(n))
+                .count()
+                == dead_lettered,
+        ),
+        Check::new(
+            "dead letters without a reason",
+            letters_without_reason,
+            "0",
+            letters_without_reason == 0,
+        ),
+        Check::new(
+            "SMS sent",
+            messages.len(),
+            format!("{unique_eligible} unique eligible + {duplicates} in the crash window"),
+            missing_sms == 0
+                && stray_sms == 0
+                && unexplained == 0
+                && messages.len() == unique_eligible + duplicates,
+        ),
+        Check::new(
+            "SMS repeated outside the crash window",
+            unexplained,
+            "0",
+            unexplained == 0,
+        ),
+        Check::new(
+            "processor invocation killed mid-send",
+            format!("1 ({} records in its batch)", killed.len()),
+            "1",
+            !killed.is_empty(),
+        ),
+    ];
+    let figures = vec![
+        ("deliveries", results.len().to_string()),
+        ("repeats accepted", repeats_accepted.to_string()),
+        ("deliveries retried by the sender", retried.to_string()),
+        ("503 answers", unavailable.to_string()),
+        (
+            "outage",
+            format!("{:.1} s", (outage.to - outage.from).as_secs_f64()),
+        ),
+        ("Twilio sends", requests.len().to_string()),
+        (
+            "Twilio 503 injected",
+            faults(|r| matches!(r, Reply::Status(503))).to_string(),
+        ),
+        (
+            "Twilio 429 injected",
+            faults(|r| matches!(r, Reply::TooManyRequests { .. })).to_string(),
+        ),
+        (
+            "Twilio hangs injected",
+            faults(|r| matches!(r, Reply::Hang(_))).to_string(),
+        ),
+        ("SMS repeated, by cause", format!("{explained:?}")),
+        ("records in the killed batch", killed.len().to_string()),
+        (
+            "processor batches",
+            stack.counters.batches.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "processor batches lost (killed or timed out)",
+            stack
+                .counters
+                .batches_lost
+                .load(Ordering::Relaxed)
+                .to_string(),
+        ),
+        ("dead letters", letters.len().to_string()),
+        (
+            "dead letters from status callbacks (SMS whose answer was lost)",
+            callback_letters.to_string(),
+        ),
+        (
+            "status callbacks answered",
+            format!("{:?}", count(&stack.twilio.callbacks_answered())),
+        ),
+    ];
+    Ok(Verdict { checks, figures })
+}
+
+fn count(statuses: &[u16]) -> BTreeMap<u16, usize> {
+    let mut counts = BTreeMap::new();
+    for status in statuses {
+        *counts.entry(*status).or_default() += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_is_seeded_and_mixes_what_it_promises() {
+        let settings = Settings {
+            events: 2000,
+            seed: 7,
+            outage: Duration::from_secs(1),
+            rate: 10,
+        };
+        let (events, order) = plan(&settings);
+        let (again, order_again) = plan(&settings);
+        assert_eq!(order, order_again);
+        assert_eq!(events[10].body, again[10].body);
+        assert_eq!(order.len(), 2000);
+        assert_eq!(events.len(), 1800);
+        let poison = events.iter().filter(|e| e.kind == Kind::Poison).count();
+        let other = events.iter().filter(|e| e.kind == Kind::Other).count();
+        assert!((5..=40).contains(&poison), "{poison} poison");
+        assert!((50..=150).contains(&other), "{other} other");
+        // Each event's first delivery is the original, at its own place.
+        let first: HashMap<usize, usize> = order
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, n)| (*n, i))
+            .collect();
+        for (n, i) in &first {
+            assert_eq!(order[*i], *n);
+        }
+        assert_eq!(first.len(), 1800);
+        assert!(
+            first.iter().all(|(n, i)| *i >= *n),
+            "an original comes no earlier than its number"
+        );
+        assert!(events
+            .iter()
+            .filter(|e| e.kind == Kind::Poison)
+            .all(|e| !e.body.contains("addressTo")));
+    }
+
+    #[test]
+    fn the_outage_reaches_sends_just_before_it_and_during_it() {
+        let from = Instant::now() + Duration::from_secs(100);
+        let outage = Outage {
+            from,
+            to: from + Duration::from_secs(5),
+        };
+        assert!(outage.reaches(from - Duration::from_secs(5)));
+        assert!(outage.reaches(from + Duration::from_secs(3)));
+        assert!(!outage.reaches(from - Duration::from_secs(10)));
+        assert!(!outage.reaches(from + Duration::from_secs(6)));
+    }
+}
