@@ -57,29 +57,56 @@ pub async fn one_at_a_time(upstream: &str) -> Served {
     let app = axum::Router::new().fallback(move |request: Request| {
         let (upstream, client, turn) = (upstream.clone(), client.clone(), Arc::clone(&turn));
         async move {
-            let (parts, body) = request.into_parts();
-            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let mut headers = parts.headers;
-            headers.remove(HOST);
             let _turn = turn.lock().await;
-            let answer = client
-                .request(parts.method, format!("{upstream}{path}"))
-                .headers(headers)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let mut response = Response::builder().status(answer.status());
-            for (name, value) in answer.headers() {
-                if name != TRANSFER_ENCODING && name != CONNECTION {
-                    response = response.header(name, value);
-                }
-            }
-            response
-                .body(axum::body::Body::from(answer.bytes().await.unwrap()))
-                .unwrap()
+            relay(&client, &upstream, request).await
         }
     });
     serve(listener, port, app)
+}
+
+/// Forwards `request` to `upstream` as it came, and its answer back; a relay that fails answers
+/// 502 with the reason. A local AWS does not check the request signature, which the new Host no
+/// longer matches.
+pub async fn relay(client: &reqwest::Client, upstream: &str, request: Request) -> Response {
+    forward(client, upstream, request)
+        .await
+        .unwrap_or_else(|problem| {
+            let mut response = Response::new(axum::body::Body::from(problem));
+            *response.status_mut() = axum::http::StatusCode::BAD_GATEWAY;
+            response
+        })
+}
+
+async fn forward(
+    client: &reqwest::Client,
+    upstream: &str,
+    request: Request,
+) -> Result<Response, String> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| format!("could not read the request body: {e}"))?;
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut headers = parts.headers;
+    headers.remove(HOST);
+    let answer = client
+        .request(parts.method, format!("{upstream}{path}"))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("could not relay to {upstream}: {e}"))?;
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if name != TRANSFER_ENCODING && name != CONNECTION {
+            response = response.header(name, value);
+        }
+    }
+    let body = answer
+        .bytes()
+        .await
+        .map_err(|e| format!("could not read the answer of {upstream}: {e}"))?;
+    response
+        .body(axum::body::Body::from(body))
+        .map_err(|e| format!("could not build the relayed answer: {e}"))
 }

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::header::{CONNECTION, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
-use relay_tests::fakes::server::{bind, lock, serve, Served};
+use relay_tests::fakes::server::{bind, lock, relay, serve, Served};
 use serde_json::{json, Map, Value};
 
 /// How a DynamoDB request names its operation in `X-Amz-Target`.
@@ -132,13 +132,7 @@ async fn answer(
         .and_then(|target| target.strip_prefix(TARGET_PREFIX))
         .map(str::to_owned);
     let Some(operation) = operation else {
-        return relay(client, upstream, request)
-            .await
-            .unwrap_or_else(|problem| {
-                let mut response = Response::new(Body::from(problem));
-                *response.status_mut() = StatusCode::BAD_GATEWAY;
-                response
-            });
+        return relay(client, upstream, request).await;
     };
     let body = axum::body::to_bytes(request.into_body(), usize::MAX).await;
     // The service's time to answer. Each request waits it out on its own, so concurrent requests
@@ -163,42 +157,6 @@ async fn answer(
         HeaderValue::from_static("application/x-amz-json-1.0"),
     );
     response
-}
-
-/// Forwards `request` to `upstream` as it came, and its answer back. moto does not check the
-/// request signature, which the new Host no longer matches.
-async fn relay(
-    client: &reqwest::Client,
-    upstream: &str,
-    request: Request,
-) -> Result<Response, String> {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|e| format!("could not read the request body: {e}"))?;
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut headers = parts.headers;
-    headers.remove(HOST);
-    let answer = client
-        .request(parts.method, format!("{upstream}{path}"))
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("could not relay to the local AWS: {e}"))?;
-    let mut response = Response::builder().status(answer.status());
-    for (name, value) in answer.headers() {
-        if name != TRANSFER_ENCODING && name != CONNECTION {
-            response = response.header(name, value);
-        }
-    }
-    let body = answer
-        .bytes()
-        .await
-        .map_err(|e| format!("could not read the local AWS's answer: {e}"))?;
-    response
-        .body(Body::from(body))
-        .map_err(|e| format!("could not build the relayed answer: {e}"))
 }
 
 /// Why a request was not applied; each is answered as DynamoDB answers it.
