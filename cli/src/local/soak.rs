@@ -64,6 +64,8 @@ const RUNS: ProcessorRuns = ProcessorRuns {
 };
 /// Concurrent senders.
 const SENDERS: usize = 16;
+/// Fewer events would leave the killed invocation nothing in flight to catch.
+const MIN_EVENTS: usize = 100;
 /// Messages in the main queue above which the senders wait: the local AWS's receive slows with
 /// the square of the queue's length, and a soak is about steady load, not a backlog.
 const MAX_BACKLOG: usize = 100;
@@ -474,6 +476,9 @@ fn step(text: &str) {
 
 /// Runs the soak.
 pub async fn run(settings: Settings) -> Result<Report> {
+    if settings.events < MIN_EVENTS {
+        bail!("a soak needs at least {MIN_EVENTS} events, so that every fault has some to meet");
+    }
     let started = Instant::now();
     let root = project_root()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?

@@ -360,6 +360,26 @@ mod tests {
     }
 
     #[test]
+    fn decimals_in_the_event_reach_the_endpoint_unchanged() {
+        // Seventeen significant digits, the most an f64 needs, from a fixed linear congruential
+        // sequence: the inputs where a fast but inexact decimal parser is off by one step.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let mantissa = 10_000_000_000_000_000 + (state >> 11) % 90_000_000_000_000_000;
+            let exponent = (state % 40) as i32 - 20;
+            let text = format!("{mantissa}e{exponent}");
+            let exact: f64 = text.parse().unwrap();
+            let mut sent = delivery();
+            sent.event = serde_json::from_str(&format!(r#"{{"amount": {text}}}"#)).unwrap();
+            let arrived = wire(&body(&sent, None).unwrap());
+            assert_eq!(arrived["event"]["amount"].as_f64(), Some(exact), "{text}");
+        }
+    }
+
+    #[test]
     fn delivery_id_is_stable_and_distinct_per_endpoint_and_key() {
         let id = delivery_id("https://a.example/hook", "k1");
         assert_eq!(id, delivery_id("https://a.example/hook", "k1"));
