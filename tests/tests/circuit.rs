@@ -184,13 +184,13 @@ async fn after_open_for_exactly_one_concurrent_caller_probes_and_its_success_clo
     let permits = join_all(breakers.iter().map(|breaker| breaker.permit(ENDPOINT, t1))).await;
     let permits: Vec<Permit> = permits.into_iter().map(Result::unwrap).collect();
     let probes: Vec<usize> = (0..permits.len())
-        .filter(|&i| permits[i] == Permit::Probe)
+        .filter(|&i| matches!(permits[i], Permit::Probe { .. }))
         .collect();
     assert_eq!(probes.len(), 1, "{permits:?}");
     assert!(
         permits
             .iter()
-            .all(|p| *p == Permit::Probe || *p == open_for(20 * SECOND)),
+            .all(|p| matches!(p, Permit::Probe { .. }) || *p == open_for(20 * SECOND)),
         "everyone else waits out the probe lease: {permits:?}"
     );
     // While the probe is in flight, both instances keep deferring.
@@ -202,7 +202,7 @@ async fn after_open_for_exactly_one_concurrent_caller_probes_and_its_success_clo
     let prober = breakers[probes[0]];
     let t2 = t1 + 2 * SECOND;
     prober
-        .record(ENDPOINT, &Permit::Probe, true, t2)
+        .record(ENDPOINT, &permits[probes[0]], true, t2)
         .await
         .unwrap();
     assert_eq!(both(&a, &b, t2).await, (Permit::Closed, Permit::Closed));
@@ -232,9 +232,10 @@ async fn a_failed_probe_reopens_the_circuit_for_open_for() {
     trip(&a, &b, t0).await;
 
     let t1 = t0 + 30 * SECOND;
-    assert_eq!(a.permit(ENDPOINT, t1).await.unwrap(), Permit::Probe);
+    let probe = a.permit(ENDPOINT, t1).await.unwrap();
+    assert!(matches!(probe, Permit::Probe { .. }), "{probe:?}");
     let t2 = t1 + 3 * SECOND;
-    a.record(ENDPOINT, &Permit::Probe, false, t2).await.unwrap();
+    a.record(ENDPOINT, &probe, false, t2).await.unwrap();
     assert_eq!(
         both(&a, &b, t2).await,
         (open_for(30 * SECOND), open_for(30 * SECOND))
@@ -243,10 +244,10 @@ async fn a_failed_probe_reopens_the_circuit_for_open_for() {
         both(&a, &b, t2 + 29 * SECOND).await,
         (open_for(SECOND), open_for(SECOND))
     );
-    assert_eq!(
+    assert!(matches!(
         b.permit(ENDPOINT, t2 + 30 * SECOND).await.unwrap(),
-        Permit::Probe
-    );
+        Permit::Probe { .. }
+    ));
 }
 
 #[tokio::test]
@@ -256,22 +257,35 @@ async fn a_crashed_probe_lapses_after_its_lease_and_another_caller_takes_it() {
     trip(&a, &b, t0).await;
 
     let t1 = t0 + 30 * SECOND;
-    // `a` takes the probe and is never heard from again.
-    assert_eq!(a.permit(ENDPOINT, t1).await.unwrap(), Permit::Probe);
+    // `a` takes the probe and is not heard from until its lease has lapsed.
+    let stale = a.permit(ENDPOINT, t1).await.unwrap();
+    assert!(matches!(stale, Permit::Probe { .. }), "{stale:?}");
     assert_eq!(
         b.permit(ENDPOINT, t1 + 19 * SECOND).await.unwrap(),
         open_for(SECOND)
     );
     let t2 = t1 + 20 * SECOND;
-    assert_eq!(b.permit(ENDPOINT, t2).await.unwrap(), Permit::Probe);
+    let probe = b.permit(ENDPOINT, t2).await.unwrap();
+    assert!(matches!(probe, Permit::Probe { .. }), "{probe:?}");
+    assert_ne!(probe, stale, "the new probe has its own lease");
     assert_eq!(
         a.permit(ENDPOINT, t2).await.unwrap(),
         open_for(20 * SECOND),
         "the new probe has its own lease"
     );
-    b.record(ENDPOINT, &Permit::Probe, true, t2 + SECOND)
+    // The lapsed probe's failure arrives late: it no longer decides anything.
+    a.record(ENDPOINT, &stale, false, t2 + SECOND / 2)
         .await
         .unwrap();
+    assert_eq!(
+        both(&a, &b, t2 + SECOND / 2).await,
+        (
+            open_for(20 * SECOND - SECOND / 2),
+            open_for(20 * SECOND - SECOND / 2)
+        ),
+        "still half-open under the new probe"
+    );
+    b.record(ENDPOINT, &probe, true, t2 + SECOND).await.unwrap();
     assert_eq!(
         both(&a, &b, t2 + SECOND).await,
         (Permit::Closed, Permit::Closed)
@@ -354,7 +368,12 @@ async fn each_endpoint_has_one_item_that_expires_a_week_after_its_last_write() {
     assert_eq!(a.permit("billing", t0).await.unwrap(), Permit::Closed);
 
     let later = t0 + 3600 * SECOND;
-    assert_eq!(b.permit(ENDPOINT, later).await.unwrap(), Permit::Probe);
+    assert_eq!(
+        b.permit(ENDPOINT, later).await.unwrap(),
+        Permit::Probe {
+            lease: epoch_millis(later + 20 * SECOND)
+        }
+    );
     let item = stored(&aws, ENDPOINT).await;
     assert_eq!(text(&item, "pk"), Some("circuit#crm"));
     assert_eq!(text(&item, "sk"), Some("circuit"));
@@ -376,7 +395,7 @@ async fn dynamodb_failures_are_retryable() {
     let now = SystemTime::now();
     let error = breaker.permit(ENDPOINT, now).await.unwrap_err();
     assert_eq!(error.class(), "retryable", "{error}");
-    for permit in [Permit::Closed, Permit::Probe] {
+    for permit in [Permit::Closed, Permit::Probe { lease: 1 }] {
         let error = breaker
             .record(ENDPOINT, &permit, false, now)
             .await

@@ -381,8 +381,12 @@ async fn receive(
         .message_attribute_names("All")
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
-        .await
-        .ok()?;
+        .await;
+    let Ok(out) = out else {
+        // The local AWS is away (or cut): poll again shortly, as the event source mapping does.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        return None;
+    };
     let messages = out.messages.unwrap_or_default();
     if messages.is_empty() {
         return None;

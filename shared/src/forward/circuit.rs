@@ -31,8 +31,10 @@
 //!   at `probe_until`, after which the next caller takes the probe over.
 //!
 //! Outcomes that arrive after the state they were permitted under has gone (a delivery permitted
-//! while closed finishing after the circuit opened, a probe settled after another caller took it
-//! over and settled it) are dropped: the circuit has already moved on from what they describe.
+//! while closed finishing after the circuit opened, a probe that outlived its lease and was taken
+//! over) are dropped: the circuit has already moved on from what they describe. A probe carries
+//! its lease (`probe_until`) as its token, and settles the circuit only while that lease is the
+//! current one.
 //!
 //! Times are epoch milliseconds of the caller's `now`; the instances' clocks are assumed to agree
 //! to well within the durations of the policy. Every DynamoDB failure is `Retryable`; losing a
@@ -103,7 +105,11 @@ pub enum Permit {
     /// Closed: go ahead.
     Closed,
     /// Half-open: this caller is the one probe, and its outcome decides the circuit.
-    Probe,
+    Probe {
+        /// The end of its lease (`probe_until`, epoch ms), which no later probe shares: the
+        /// outcome counts only while this lease is the current one.
+        lease: u64,
+    },
     /// Open: defer the delivery until then.
     Open {
         /// How long from `now` until a delivery may be tried again.
@@ -167,7 +173,9 @@ impl CircuitBreaker {
         match decide(state, now_ms) {
             Decision::Grant(permit) => Ok(permit),
             Decision::TakeProbe => match self.take_probe(endpoint, now).await? {
-                Written::Applied(_) => Ok(Permit::Probe),
+                Written::Applied(item) => Ok(Permit::Probe {
+                    lease: number(&item, "probe_until"),
+                }),
                 // Someone else got there first: answer from what they left.
                 Written::Lost(current) => Ok(match decide(State::of(&current), now_ms) {
                     Decision::Grant(permit) => permit,
@@ -190,7 +198,7 @@ impl CircuitBreaker {
     ) -> Result<()> {
         match permit {
             Permit::Closed => self.count(endpoint, success, now).await,
-            Permit::Probe => self.settle_probe(endpoint, success, now).await,
+            Permit::Probe { lease } => self.settle_probe(endpoint, *lease, success, now).await,
             Permit::Open { .. } => Ok(()),
         }
     }
@@ -229,12 +237,20 @@ impl CircuitBreaker {
     }
 
     /// Closes the circuit on the probe's success, reopens it on its failure. Conditional on still
-    /// being half-open, so a probe settled late cannot undo what another probe decided.
-    async fn settle_probe(&self, endpoint: &str, success: bool, now: SystemTime) -> Result<()> {
+    /// being half-open under this probe's `lease`, so a probe settled late cannot undo what another
+    /// probe decided, nor decide for one that holds the lease now.
+    async fn settle_probe(
+        &self,
+        endpoint: &str,
+        lease: u64,
+        success: bool,
+        now: SystemTime,
+    ) -> Result<()> {
         let request = self
             .update(endpoint, now)
-            .condition_expression("#state = :half_open")
-            .expression_attribute_values(":half_open", s(HALF_OPEN));
+            .condition_expression("#state = :half_open AND probe_until = :lease")
+            .expression_attribute_values(":half_open", s(HALF_OPEN))
+            .expression_attribute_values(":lease", n(lease));
         let request = if success {
             request
                 .update_expression(
