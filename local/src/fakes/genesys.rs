@@ -50,9 +50,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, Request, State};
+use axum::extract::{Form, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
@@ -60,7 +59,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::server::{self, lock, Served};
+use super::server::{self, lock, Latency, Served};
 
 /// A scripted answer to the next PATCH (or token request), given before any checking or
 /// recording.
@@ -159,8 +158,6 @@ struct Inner {
     integration_calls: Vec<IntegrationCall>,
     integrations_created: u64,
     config_races: usize,
-    /// How long every answer waits before it is computed ([`FakeGenesys::set_latency`]).
-    latency: Duration,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -171,6 +168,7 @@ type Refusal = Box<Response>;
 /// A running fake Genesys Cloud on 127.0.0.1; stopped when dropped.
 pub struct FakeGenesys {
     shared: Shared,
+    latency: Latency,
     served: Served,
 }
 
@@ -198,9 +196,9 @@ impl FakeGenesys {
             integration_calls: Vec::new(),
             integrations_created: 0,
             config_races: 0,
-            latency: Duration::ZERO,
         }));
-        let app = Router::new()
+        let latency = Latency::default();
+        let app = latency.apply(Router::new()
             .route("/oauth/token", any(token))
             .route(
                 "/api/v2/conversations/{conversation_id}/participants/{participant_id}/attributes",
@@ -217,13 +215,11 @@ impl FakeGenesys {
                 any(integration_config),
             )
             .fallback(not_found)
-            .layer(middleware::from_fn_with_state(
-                Arc::clone(&shared),
-                with_latency,
-            ))
+            )
             .with_state(Arc::clone(&shared));
         Self {
             shared,
+            latency,
             served: server::serve(listener, port, app),
         }
     }
@@ -268,7 +264,7 @@ impl FakeGenesys {
     /// network would; it adds to [`FakeGenesys::set_token_delay`]. `Duration::ZERO` (the default)
     /// answers at once.
     pub fn set_latency(&self, latency: Duration) {
-        lock(&self.shared).latency = latency;
+        self.latency.set(latency);
     }
 
     /// How many tokens were issued.
@@ -323,15 +319,6 @@ impl FakeGenesys {
     pub fn race_config_updates(&self, count: usize) {
         lock(&self.shared).config_races += count;
     }
-}
-
-/// Waits the configured latency, then lets the request through.
-async fn with_latency(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    let latency = lock(&shared).latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    next.run(request).await
 }
 
 /// Genesys' error JSON with a correlation id.

@@ -2,9 +2,11 @@
 //! dropped), and its state behind a mutex that a failed test cannot poison for the next.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::header::{CONNECTION, HOST, TRANSFER_ENCODING};
+use axum::middleware::{self, Next};
 use axum::response::Response;
 
 /// A server task serving on 127.0.0.1; aborted when dropped.
@@ -37,6 +39,32 @@ pub fn serve(listener: tokio::net::TcpListener, port: u16, app: axum::Router) ->
     Served {
         base_url: format!("http://127.0.0.1:{port}"),
         task,
+    }
+}
+
+/// A wait before every answer of a fake, as a service across a network would make; it can be
+/// changed while the fake serves. None by default.
+#[derive(Debug, Clone, Default)]
+pub struct Latency(Arc<Mutex<Duration>>);
+
+impl Latency {
+    /// Makes every answer from now on wait `latency` first; `Duration::ZERO` answers at once.
+    pub fn set(&self, latency: Duration) {
+        *lock(&self.0) = latency;
+    }
+
+    /// `app` with every answer, refusals included, waiting the current latency first.
+    pub fn apply<S: Clone + Send + Sync + 'static>(&self, app: axum::Router<S>) -> axum::Router<S> {
+        let latency = self.clone();
+        app.layer(middleware::from_fn(move |request: Request, next: Next| {
+            let wait = *lock(&latency.0);
+            async move {
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                next.run(request).await
+            }
+        }))
     }
 }
 

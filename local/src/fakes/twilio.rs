@@ -27,9 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
@@ -37,7 +36,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::server::{self, lock, Served};
+use super::server::{self, lock, Latency, Served};
 
 const API_VERSION: &str = "2010-04-01";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -174,8 +173,6 @@ struct Inner {
     requests: Vec<RecordedRequest>,
     messages: Vec<CreatedMessage>,
     port: u16,
-    /// How long every answer waits before it is computed ([`FakeTwilio::set_latency`]).
-    latency: Duration,
     /// Random failures and the generator that draws them ([`FakeTwilio::set_faults`]).
     faults: Option<(Faults, fastrand::Rng)>,
 }
@@ -196,6 +193,7 @@ type Shared = Arc<Mutex<Inner>>;
 /// A running fake Twilio on 127.0.0.1; stopped when dropped.
 pub struct FakeTwilio {
     shared: Shared,
+    latency: Latency,
     served: Served,
 }
 
@@ -213,18 +211,15 @@ impl FakeTwilio {
             requests: Vec::new(),
             messages: Vec::new(),
             port,
-            latency: Duration::ZERO,
             faults: None,
         }));
-        let app = Router::new()
-            .fallback(handle)
-            .layer(middleware::from_fn_with_state(
-                Arc::clone(&shared),
-                with_latency,
-            ))
+        let latency = Latency::default();
+        let app = latency
+            .apply(Router::new().fallback(handle))
             .with_state(Arc::clone(&shared));
         Self {
             shared,
+            latency,
             served: server::serve(listener, port, app),
         }
     }
@@ -267,7 +262,7 @@ impl FakeTwilio {
     /// Makes every answer, refusals and scripted replies included, wait `latency` first, as a
     /// service across a network would; `Duration::ZERO` (the default) answers at once.
     pub fn set_latency(&self, latency: Duration) {
-        lock(&self.shared).latency = latency;
+        self.latency.set(latency);
     }
 
     /// From now on, draws a failure for every request that passes the checks and finds no
@@ -290,15 +285,6 @@ impl FakeTwilio {
     pub fn messages(&self) -> Vec<CreatedMessage> {
         lock(&self.shared).messages.clone()
     }
-}
-
-/// Waits the configured latency, then lets the request through.
-async fn with_latency(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    let latency = lock(&shared).latency;
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    next.run(request).await
 }
 
 /// Twilio's error JSON.
