@@ -638,7 +638,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn expect(&mut self, expected: &str) -> Result<(), Failure> {
+    fn require(&mut self, expected: &str) -> Result<(), Failure> {
         match self.next() {
             Some(token) if token == expected => Ok(()),
             other => Err(self.refuse(other.as_deref())),
@@ -702,13 +702,13 @@ impl<'a> Parser<'a> {
         if self.peek(0) == Some("(") {
             self.at += 1;
             let inner = self.any()?;
-            self.expect(")")?;
+            self.require(")")?;
             return Ok(inner);
         }
         if self.peek(0) == Some("attribute_not_exists") && self.peek(1) == Some("(") {
             self.at += 2;
             let name = self.path()?;
-            self.expect(")")?;
+            self.require(")")?;
             return Ok(Condition::Absent(name));
         }
         let left = self.operand()?;
@@ -754,7 +754,7 @@ impl<'a> Parser<'a> {
                     )));
                 }
                 if clause == "SET" {
-                    self.expect("=")?;
+                    self.require("=")?;
                     update.set.push((name, self.value()?));
                 } else {
                     update.remove.push(name);
