@@ -11,8 +11,9 @@
 //! The invariants: every accepted event ends exactly once, completed or in the DLQ with a reason;
 //! none is lost; the SMS sent equal the unique eligible events, where a second SMS is allowed only
 //! inside the crash window `idempotency` documents (after the send, before the completion is
-//! stored: the killed invocation, a send whose answer was lost, a completion or acknowledgement
-//! that could not be written while AWS was away), and each is counted.
+//! stored: the killed invocation, one stopped at its deadline, a send whose answer was lost, a
+//! completion or acknowledgement that could not be written while AWS was away), and each is
+//! counted.
 //!
 //! Every connection stays on 127.0.0.1; the run is bounded in events and in time.
 
@@ -292,16 +293,16 @@ async fn watch(load: Arc<Load>, total: usize, sqs: aws_sdk_sqs::Client, queue_ur
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await;
-        // While AWS is away the last figure stands; the receiver's 503s hold the senders back then.
-        if let Ok(out) = counted {
-            let backlog = out
-                .attributes
+        // While AWS is away there is no figure: the senders go on and meet the receiver's 503s,
+        // which is what the outage is there to show.
+        let backlog = counted.map_or(0, |out| {
+            out.attributes
                 .unwrap_or_default()
                 .values()
                 .filter_map(|v| v.parse::<usize>().ok())
-                .sum();
-            load.backlog.store(backlog, Ordering::Relaxed);
-        }
+                .sum()
+        });
+        load.backlog.store(backlog, Ordering::Relaxed);
         let done = load.delivered.load(Ordering::Relaxed);
         if done * 10 / total.max(1) > shown {
             shown = done * 10 / total.max(1);
@@ -601,6 +602,7 @@ async fn verify(
     outage: Outage,
 ) -> Result<Verdict> {
     let claims = sms_claims(stack).await?;
+    let timed_out = stack.invocations.timed_out();
     let letters = dead_letters(stack).await?;
     let messages = stack.twilio.messages();
     let requests = stack.twilio.requests();
@@ -663,6 +665,8 @@ async fn verify(
                 } else if sms_count > 1 {
                     let why = if killed.iter().any(|b| b.contains(&event.number)) {
                         "killed invocation"
+                    } else if timed_out.iter().any(|b| b.contains(&event.number)) {
+                        "invocation timed out"
                     } else if lost_answers.contains(event.number.as_str()) {
                         "send answer lost"
                     } else if sms.is_some_and(|times| outage.reaches(times[0])) {

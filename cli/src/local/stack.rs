@@ -105,11 +105,13 @@ impl Default for ProcessorRuns {
     }
 }
 
-/// Processor invocations under way, so that one can be killed mid-batch as a crash would.
+/// Processor invocations under way, so that one can be killed mid-batch as a crash would, and
+/// the records of those stopped at their deadline.
 #[derive(Debug, Default)]
 pub struct Invocations {
     running: Mutex<HashMap<u64, (AbortHandle, Vec<String>)>>,
     next: AtomicU64,
+    timed_out: Mutex<Vec<String>>,
 }
 
 impl Invocations {
@@ -125,8 +127,28 @@ impl Invocations {
         id
     }
 
-    fn end(&self, id: u64) {
-        self.running().remove(&id);
+    /// Ends an invocation's entry; its record bodies, unless it was killed meanwhile.
+    fn end(&self, id: u64) -> Vec<String> {
+        self.running()
+            .remove(&id)
+            .map(|(_, bodies)| bodies)
+            .unwrap_or_default()
+    }
+
+    fn timed_out_with(&self, bodies: Vec<String>) {
+        self.timed_out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(bodies);
+    }
+
+    /// The record bodies of every invocation stopped at its deadline: like a killed one's, their
+    /// SMS may go out twice (sent, not yet recorded as done).
+    pub fn timed_out(&self) -> Vec<String> {
+        self.timed_out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Kills every invocation holding a record whose body contains `needle`, as a crash would;
@@ -493,7 +515,7 @@ impl Poller {
         let abort = task.abort_handle();
         let id = self.invocations.start(abort.clone(), bodies);
         let outcome = tokio::time::timeout(self.runs.timeout, task).await;
-        self.invocations.end(id);
+        let bodies = self.invocations.end(id);
         match outcome {
             Ok(Ok(Ok(response))) => Some(
                 response
@@ -512,6 +534,7 @@ impl Poller {
             }
             Err(_) => {
                 abort.abort();
+                self.invocations.timed_out_with(bodies);
                 tracing::warn!("processor invocation timed out");
                 None
             }
