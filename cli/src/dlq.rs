@@ -342,6 +342,17 @@ fn clip(text: &str, max: usize) -> String {
     }
 }
 
+/// The text (`headline`, the letters' table, any note on messages left hidden) and the JSON
+/// summaries of what `peek` read, as `list` and a dry run both show them.
+fn described(headline: String, peeked: &Peeked) -> (Vec<String>, Vec<Value>) {
+    let mut text = vec![headline];
+    if !peeked.letters.is_empty() {
+        text.extend(table(&peeked.letters));
+    }
+    text.extend(unreleased_note(peeked));
+    (text, peeked.letters.iter().map(Letter::summary).collect())
+}
+
 /// Dead letters as aligned columns, one per line, with a header.
 fn table(letters: &[Letter]) -> Vec<String> {
     const HEADER: [&str; 7] = [
@@ -387,15 +398,13 @@ fn table(letters: &[Letter]) -> Vec<String> {
 
 async fn list(sqs: &aws_sdk_sqs::Client, queue: &str, limit: usize) -> anyhow::Result<Report> {
     let peeked = peek(sqs, queue, Some(limit), |_| false).await?;
-    let mut text = vec![format!(
-        "{} dead letter(s) on {queue}, left on the queue",
-        peeked.letters.len()
-    )];
-    if !peeked.letters.is_empty() {
-        text.extend(table(&peeked.letters));
-    }
-    text.extend(unreleased_note(&peeked));
-    let messages: Vec<Value> = peeked.letters.iter().map(Letter::summary).collect();
+    let (text, messages) = described(
+        format!(
+            "{} dead letter(s) on {queue}, left on the queue",
+            peeked.letters.len()
+        ),
+        &peeked,
+    );
     Ok(Report::new(
         text,
         json!({"queue": queue, "count": messages.len(), "messages": messages}),
@@ -476,15 +485,13 @@ async fn dry_run_report(
     limit: Option<usize>,
 ) -> anyhow::Result<Report> {
     let peeked = peek(sqs, queue, limit, |_| false).await?;
-    let mut text = vec![format!(
-        "dry run: would move {} message(s) from {queue} to {to}; nothing moved",
-        peeked.letters.len()
-    )];
-    if !peeked.letters.is_empty() {
-        text.extend(table(&peeked.letters));
-    }
-    text.extend(unreleased_note(&peeked));
-    let messages: Vec<Value> = peeked.letters.iter().map(Letter::summary).collect();
+    let (text, messages) = described(
+        format!(
+            "dry run: would move {} message(s) from {queue} to {to}; nothing moved",
+            peeked.letters.len()
+        ),
+        &peeked,
+    );
     Ok(Report::new(
         text,
         json!({
