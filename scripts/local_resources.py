@@ -4,9 +4,11 @@ the claim-check bucket, the secrets, and an event bus whose rule (the template's
 local queue the local stack polls in place of the EventBridge handler's invocation.
 
 Usage: python scripts/local_resources.py ENDPOINT
-Prints one JSON object naming what was created.
+Prints one JSON object naming what was created. LOCAL_GENESYS_WEBHOOK_SECRET, when set, is the
+Genesys webhook secret's value (the local stack sets one that suits its webhook auth scheme).
 """
 import json
+import os
 import pathlib
 import sys
 
@@ -21,6 +23,24 @@ LOCAL_SECRETS = {
     "TwilioSecret": json.dumps({"accountSid": "AC0123456789abcdef0123456789abcdef", "authToken": "test-auth-token"}),
     "GenesysSecret": json.dumps({"clientId": "local-client", "clientSecret": "local-secret"}),
 }
+
+
+def genesys_webhook_secret():
+    """The local Genesys webhook secret: the caller's (one per auth scheme), else the HMAC key."""
+    return os.environ.get("LOCAL_GENESYS_WEBHOOK_SECRET") or LOCAL_SECRETS["GenesysWebhookSecret"]
+
+
+def time_to_live(ddb, table, props):
+    """Applies the table's TimeToLiveSpecification as CloudFormation would, then reads it back, so
+    a local table whose expiry attribute differs from the template's stops the local stack."""
+    spec = props.get("TimeToLiveSpecification")
+    if not spec or not spec.get("Enabled"):
+        return
+    attribute = spec["AttributeName"]
+    ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": True})
+    described = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    if described.get("AttributeName") != attribute or described.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        sys.exit(f"table {table}: TTL is {described}, the template says {attribute!r} enabled")
 
 
 def parameters(template):
@@ -74,13 +94,15 @@ def main():
             table = f"genesys-relay-{name}"
             ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                              AttributeDefinitions=props["AttributeDefinitions"], KeySchema=props["KeySchema"])
+            time_to_live(ddb, table, props)
             created[name] = {"ref": table, "Arn": f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}"}
         elif r["Type"] == "AWS::S3::Bucket":
             bucket = f"genesys-relay-{name.lower()}"
             s3.create_bucket(Bucket=bucket)
             created[name] = {"ref": bucket, "Arn": f"arn:aws:s3:::{bucket}"}
         elif r["Type"] == "AWS::SecretsManager::Secret":
-            value = LOCAL_SECRETS.get(name) or props.get("SecretString") or "local-secret"
+            value = genesys_webhook_secret() if name == "GenesysWebhookSecret" else LOCAL_SECRETS.get(name)
+            value = value or props.get("SecretString") or "local-secret"
             arn = sm.create_secret(Name=f"genesys-relay/{name}", SecretString=value)["ARN"]
             created[name] = {"ref": arn, "Arn": arn}
 

@@ -23,6 +23,15 @@ pub enum Command {
         /// Rules JSON file for the functions (default: the demo's rules).
         #[arg(long)]
         rules: Option<std::path::PathBuf>,
+        /// How the receiver authenticates Genesys webhooks, so any scheme a deployment may
+        /// choose can be tried; the local webhook secret takes the form the scheme needs.
+        #[arg(
+            long,
+            value_enum,
+            env = "GENESYS_WEBHOOK_AUTH",
+            default_value_t = stack::GenesysAuth::Hmac
+        )]
+        genesys_auth: stack::GenesysAuth,
     },
     /// Start the local stack, play a scenario, and report what happened; exits 0 only when the
     /// outcome is the expected one.
@@ -67,15 +76,25 @@ pub async fn run(command: Command) -> Result<Report> {
             })
             .await
         }
-        Command::Up { port, rules } => {
+        Command::Up {
+            port,
+            rules,
+            genesys_auth,
+        } => {
             let rules = match rules {
                 Some(path) => std::fs::read_to_string(path)?,
                 None => demo::RULES.to_owned(),
             };
             lambda_runtime::tracing::init_default_subscriber();
             let root = stack::project_root()?;
-            let stack =
-                stack::Stack::up(&root, port, &rules, stack::ProcessorRuns::default()).await?;
+            let stack = stack::Stack::up_with_auth(
+                &root,
+                port,
+                &rules,
+                stack::ProcessorRuns::default(),
+                genesys_auth,
+            )
+            .await?;
             let lines = vec![
                 format!(
                     "receiver      {}/webhooks/genesys, /webhooks/twilio/status, /health",
@@ -91,9 +110,11 @@ pub async fn run(command: Command) -> Result<Report> {
                 format!("Twilio        {}", stack.twilio.base_url()),
                 format!("Genesys       {}", stack.genesys.base_url()),
                 format!(
-                    "webhook secret {:?} (relay send --secret ...)",
-                    stack::WEBHOOK_SECRET
+                    "webhook auth  {} (GENESYS_WEBHOOK_AUTH), secret {:?}",
+                    genesys_auth.name(),
+                    genesys_auth.secret()
                 ),
+                format!("send with     {}", stack.send_command(&root)),
                 "running; Ctrl-C (or SIGTERM) stops everything".to_owned(),
             ];
             for line in &lines {

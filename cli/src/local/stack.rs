@@ -35,8 +35,62 @@ use super::http;
 pub const TWILIO_ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 /// The local Twilio Auth Token, which also signs its status callbacks.
 pub const TWILIO_TOKEN: &str = "test-auth-token";
-/// The local Genesys webhook secret.
+/// The local Genesys webhook secret of the default `hmac` scheme (its HMAC key).
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+/// The local Genesys webhook secret under `standard-webhooks`: `whsec_` and a base64 key.
+pub const STANDARD_WEBHOOKS_SECRET: &str = "whsec_Z2VuZXN5cy1yZWxheSBsb2NhbCB3ZWJob29rIGtleSE=";
+/// The local Genesys webhook secret under `basic`: `user:password`.
+pub const BASIC_SECRET: &str = "relay:test-webhook-password";
+/// The local Genesys webhook secret under `bearer`: the token.
+pub const BEARER_SECRET: &str = "test-webhook-token";
+/// The sample webhook `relay send` is shown sending to the local receiver.
+pub const SAMPLE_WEBHOOK: &str = "events/receiver-genesys-webhook.json";
+
+/// How the local receiver authenticates Genesys webhooks (`GENESYS_WEBHOOK_AUTH`), so that every
+/// scheme a deployment may choose can be tried on this machine; each comes with a local secret of
+/// the form that scheme needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum GenesysAuth {
+    /// Standard Webhooks signatures; the secret is a `whsec_` key.
+    StandardWebhooks,
+    /// `Authorization: Basic`; the secret is `user:password`.
+    Basic,
+    /// `Authorization: Bearer`; the secret is the token.
+    Bearer,
+    /// HMAC-SHA256 of the body in `X-Hub-Signature-256`; the secret is the HMAC key.
+    #[default]
+    Hmac,
+}
+
+impl GenesysAuth {
+    /// Every scheme, for tests and listings.
+    pub const ALL: [Self; 4] = [
+        Self::StandardWebhooks,
+        Self::Basic,
+        Self::Bearer,
+        Self::Hmac,
+    ];
+
+    /// The `GENESYS_WEBHOOK_AUTH` value (also the `--genesys-auth` and `relay send --scheme` one).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StandardWebhooks => "standard-webhooks",
+            Self::Basic => "basic",
+            Self::Bearer => "bearer",
+            Self::Hmac => "hmac",
+        }
+    }
+
+    /// The local webhook secret, in the form the scheme needs.
+    pub fn secret(self) -> &'static str {
+        match self {
+            Self::StandardWebhooks => STANDARD_WEBHOOKS_SECRET,
+            Self::Basic => BASIC_SECRET,
+            Self::Bearer => BEARER_SECRET,
+            Self::Hmac => WEBHOOK_SECRET,
+        }
+    }
+}
 
 /// What `scripts/local_resources.py` created.
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +243,8 @@ pub struct Stack {
     pub genesys: FakeGenesys,
     /// `http://127.0.0.1:<port>`, where the receiver's routes are served.
     pub receiver_url: String,
+    /// How the receiver authenticates Genesys webhooks; the webhook secret is `genesys_auth.secret()`.
+    pub genesys_auth: GenesysAuth,
     /// What the functions did.
     pub counters: Arc<Counters>,
     /// Processor invocations under way.
@@ -242,9 +298,67 @@ fn wait_for_port(port: u16, limit: Duration, child: &mut Child, what: &str) -> R
     Ok(())
 }
 
+/// The `relay send` command line that posts the sample webhook (under `root`) to the receiver at
+/// `receiver_url`, signed for `auth` with its local secret: what `relay local up` prints.
+pub fn send_command(receiver_url: &str, root: &Path, auth: GenesysAuth) -> String {
+    format!(
+        "relay send --url {receiver_url}/webhooks/genesys --file {} --scheme {} --secret {}",
+        root.join(SAMPLE_WEBHOOK).display(),
+        auth.name(),
+        auth.secret()
+    )
+}
+
+/// The settings the local stack gives its functions, as the template sets their environment:
+/// the created resources, the local Twilio and Genesys, and the Genesys webhook auth scheme.
+pub fn function_settings(
+    resources: &Resources,
+    twilio_base: &str,
+    genesys_base: &str,
+    receiver_url: &str,
+    rules: &str,
+    auth: GenesysAuth,
+) -> HashMap<&'static str, String> {
+    HashMap::from([
+        ("QUEUE_URL", resources.queue_url.clone()),
+        ("DLQ_URL", resources.dlq_url.clone()),
+        ("TABLE_NAME", resources.table.clone()),
+        ("CLAIM_CHECK_BUCKET", resources.bucket.clone()),
+        ("GENESYS_WEBHOOK_AUTH", auth.name().to_owned()),
+        (
+            "GENESYS_WEBHOOK_SECRET_ARN",
+            resources.genesys_webhook_secret_arn.clone(),
+        ),
+        ("TWILIO_SECRET_ARN", resources.twilio_secret_arn.clone()),
+        ("GENESYS_SECRET_ARN", resources.genesys_secret_arn.clone()),
+        ("TWILIO_API_BASE", twilio_base.to_owned()),
+        ("GENESYS_API_BASE", genesys_base.to_owned()),
+        ("GENESYS_LOGIN_BASE", genesys_base.to_owned()),
+        ("PUBLIC_BASE_URL", receiver_url.to_owned()),
+        (
+            "STATUS_CALLBACK_URL",
+            format!("{receiver_url}/webhooks/twilio/status"),
+        ),
+        ("RULES", rules.to_owned()),
+    ])
+}
+
 impl Stack {
-    /// Starts everything; `port` is the receiver's, `rules` the rules JSON the functions get.
+    /// Starts everything with the default `hmac` webhook scheme; `port` is the receiver's,
+    /// `rules` the rules JSON the functions get.
     pub async fn up(root: &Path, port: u16, rules: &str, runs: ProcessorRuns) -> Result<Self> {
+        Self::up_with_auth(root, port, rules, runs, GenesysAuth::default()).await
+    }
+
+    /// Starts everything, the receiver enforcing `auth` on Genesys webhooks with that scheme's
+    /// local secret.
+    pub async fn up_with_auth(
+        root: &Path,
+        port: u16,
+        rules: &str,
+        runs: ProcessorRuns,
+        auth: GenesysAuth,
+    ) -> Result<Self> {
         let python = root.join(".venv/bin/python");
         if !python.exists() {
             bail!(
@@ -274,6 +388,7 @@ impl Stack {
         let created = Command::new(&python)
             .arg(root.join("scripts/local_resources.py"))
             .arg(&endpoint)
+            .env("LOCAL_GENESYS_WEBHOOK_SECRET", auth.secret())
             .output()
             .context("creating the stack's resources from template.yaml")?;
         if !created.status.success() {
@@ -295,34 +410,23 @@ impl Stack {
         let genesys = FakeGenesys::start("local-client", "local-secret", 3600).await;
         let receiver_url = format!("http://127.0.0.1:{port}");
 
-        let settings: HashMap<&str, String> = HashMap::from([
-            ("QUEUE_URL", resources.queue_url.clone()),
-            ("DLQ_URL", resources.dlq_url.clone()),
-            ("TABLE_NAME", resources.table.clone()),
-            ("CLAIM_CHECK_BUCKET", resources.bucket.clone()),
-            (
-                "GENESYS_WEBHOOK_SECRET_ARN",
-                resources.genesys_webhook_secret_arn.clone(),
-            ),
-            ("TWILIO_SECRET_ARN", resources.twilio_secret_arn.clone()),
-            ("GENESYS_SECRET_ARN", resources.genesys_secret_arn.clone()),
-            ("TWILIO_API_BASE", twilio.base_url()),
-            ("GENESYS_API_BASE", genesys.base_url()),
-            ("GENESYS_LOGIN_BASE", genesys.base_url()),
-            ("PUBLIC_BASE_URL", receiver_url.clone()),
-            (
-                "STATUS_CALLBACK_URL",
-                format!("{receiver_url}/webhooks/twilio/status"),
-            ),
-            ("RULES", rules.to_owned()),
-        ]);
+        let settings = function_settings(
+            &resources,
+            &twilio.base_url(),
+            &genesys.base_url(),
+            &receiver_url,
+            rules,
+            auth,
+        );
         let env = Env::from_fn(|name| settings.get(name).cloned());
         let http_client = genesys_relay::http::client()?;
         let receiver = receiver::Deps::new(ReceiverConfig::from_env(&env)?, &aws);
         let processor =
-            processor::Deps::new(ProcessorConfig::from_env(&env)?, &aws, http_client.clone())?;
+            processor::Deps::new(ProcessorConfig::from_env(&env)?, &aws, http_client.clone())
+                .await?;
         let handler =
-            eventbridge_handler::Deps::new(EventBridgeConfig::from_env(&env)?, &aws, http_client)?;
+            eventbridge_handler::Deps::new(EventBridgeConfig::from_env(&env)?, &aws, http_client)
+                .await?;
 
         let counters = Arc::new(Counters::default());
         let invocations = Arc::new(Invocations::default());
@@ -363,10 +467,17 @@ impl Stack {
             twilio,
             genesys,
             receiver_url,
+            genesys_auth: auth,
             counters,
             invocations,
             tasks,
         })
+    }
+
+    /// The `relay send` command line that posts the sample webhook (under `root`) to this
+    /// stack's receiver, signed for its scheme with its secret.
+    pub fn send_command(&self, root: &Path) -> String {
+        send_command(&self.receiver_url, root, self.genesys_auth)
     }
 
     /// Messages on a queue: visible and in flight.
@@ -605,6 +716,154 @@ async fn feed_eventbridge_handler(
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::http::{HeaderMap, HeaderName, HeaderValue};
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
+    use clap::Parser;
+    use genesys_relay::auth::{standard_webhooks, HmacHeader, SignedRequest};
+
+    const BODY: &[u8] = br#"{"eventBody":{"conversationId":"c-1"}}"#;
+    const RECEIVER: &str = "http://127.0.0.1:3000";
+
+    fn resources() -> Resources {
+        Resources {
+            queue_url: "http://127.0.0.1:1/queue/main".into(),
+            dlq_url: "http://127.0.0.1:1/queue/dlq".into(),
+            table: "table".into(),
+            bucket: "bucket".into(),
+            genesys_webhook_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:g".into(),
+            twilio_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:t".into(),
+            genesys_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:o".into(),
+            event_bus: "bus".into(),
+            event_target_queue_url: "http://127.0.0.1:1/queue/target".into(),
+            max_receive_count: 5,
+            batch_size: 10,
+        }
+    }
+
+    /// The receiver configuration the local stack builds for `auth`.
+    fn receiver_config(auth: GenesysAuth) -> ReceiverConfig {
+        let settings = function_settings(
+            &resources(),
+            "http://127.0.0.1:2",
+            "http://127.0.0.1:3",
+            RECEIVER,
+            "{}",
+            auth,
+        );
+        ReceiverConfig::from_env(&Env::from_fn(|name| settings.get(name).cloned()))
+            .expect("the local settings are valid")
+    }
+
+    /// The headers a sender using `scheme` (a `GENESYS_WEBHOOK_AUTH` value) attaches for `secret`.
+    fn signed_headers(scheme: &str, secret: &str, now: i64) -> HeaderMap {
+        let pairs: Vec<(&'static str, String)> = match scheme {
+            "hmac" => {
+                let signer = HmacHeader::genesys_open_messaging();
+                vec![("x-hub-signature-256", signer.sign(secret.as_bytes(), BODY))]
+            }
+            "standard-webhooks" => vec![
+                ("webhook-id", "msg_local".into()),
+                ("webhook-timestamp", now.to_string()),
+                (
+                    "webhook-signature",
+                    standard_webhooks::sign(secret, "msg_local", now, BODY)
+                        .expect("a whsec_ secret"),
+                ),
+            ],
+            "basic" => vec![("authorization", format!("Basic {}", BASE64.encode(secret)))],
+            "bearer" => vec![("authorization", format!("Bearer {secret}"))],
+            other => panic!("no signer for {other}"),
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_str(&value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    fn accepts(auth: GenesysAuth, scheme: &str, secret: &str) -> bool {
+        let config = receiver_config(auth);
+        let keys = genesys_relay::secrets::webhook_keys(&secrecy::SecretString::from(
+            auth.secret().to_owned(),
+        ))
+        .expect("the local secret is a valid webhook secret");
+        let now = SystemTime::now();
+        let seconds = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let headers = signed_headers(scheme, secret, seconds);
+        let request = SignedRequest {
+            url: &format!("{RECEIVER}/webhooks/genesys"),
+            headers: &headers,
+            body: BODY,
+        };
+        config.genesys_auth.verify(&request, &keys, now).is_ok()
+    }
+
+    #[test]
+    fn each_scheme_configures_a_receiver_that_accepts_requests_signed_for_it() {
+        for auth in GenesysAuth::ALL {
+            assert!(
+                accepts(auth, auth.name(), auth.secret()),
+                "{} refused its own request",
+                auth.name()
+            );
+            for other in GenesysAuth::ALL.into_iter().filter(|o| *o != auth) {
+                assert!(
+                    !accepts(auth, other.name(), other.secret()),
+                    "{} accepted a {} request",
+                    auth.name(),
+                    other.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_scheme_is_hmac_with_the_documented_secret() {
+        assert_eq!(GenesysAuth::default(), GenesysAuth::Hmac);
+        assert_eq!(GenesysAuth::Hmac.secret(), WEBHOOK_SECRET);
+    }
+
+    #[derive(Parser)]
+    struct Relay {
+        #[command(subcommand)]
+        command: RelayCommand,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum RelayCommand {
+        Send(crate::send::Args),
+    }
+
+    #[test]
+    fn the_printed_send_command_is_a_relay_send_with_the_matching_scheme_and_secret() {
+        use clap::ValueEnum as _;
+        use secrecy::ExposeSecret as _;
+        let root = Path::new("/srv/genesys-relay");
+        for auth in GenesysAuth::ALL {
+            let line = send_command(RECEIVER, root, auth);
+            let RelayCommand::Send(args) = Relay::try_parse_from(line.split_whitespace())
+                .unwrap_or_else(|e| panic!("{line}: {e}"))
+                .command;
+            assert_eq!(args.url, format!("{RECEIVER}/webhooks/genesys"));
+            assert_eq!(args.file, root.join(SAMPLE_WEBHOOK));
+            let scheme = args.scheme.to_possible_value().unwrap();
+            assert_eq!(scheme.get_name(), auth.name(), "{line}");
+            let secret = args.secret.expect("--secret is given");
+            assert_eq!(secret.expose_secret(), auth.secret(), "{line}");
         }
     }
 }

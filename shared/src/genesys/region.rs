@@ -1,9 +1,10 @@
 //! Where a Genesys Cloud organization lives: its region domain decides both the API and the login
 //! host, so a single setting (`GENESYS_REGION`) configures both and they cannot disagree.
 
-/// The region domains Genesys Cloud runs in. Only these are accepted, so a typo fails at init with
-/// a message listing them instead of as connection errors on the first event; a region added later
-/// can be reached through the base URL overrides until it is listed here.
+/// The region domains Genesys Cloud runs in: the hosts of `PureCloudRegionHosts` in Genesys' own
+/// SDKs. Only these are accepted, so a typo fails at init with a message listing them instead of
+/// as connection errors on the first event; a region added later can be reached through the base
+/// URL overrides until it is listed here.
 pub const REGIONS: &[&str] = &[
     "mypurecloud.com",
     "mypurecloud.ie",
@@ -22,6 +23,7 @@ pub const REGIONS: &[&str] = &[
     "mec1.pure.cloud",
     "mxc1.pure.cloud",
     "use2.us-gov-pure.cloud",
+    "edee1.eusc-pure.cloud",
 ];
 
 /// The API and login base URLs of one organization, without a trailing slash. Kept as data so
@@ -104,6 +106,17 @@ mod tests {
         let endpoints = GenesysEndpoints::for_region("usw2.pure.cloud").unwrap();
         assert_eq!(endpoints.api_base, "https://api.usw2.pure.cloud");
         assert_eq!(endpoints.login_base, "https://login.usw2.pure.cloud");
+    }
+
+    #[test]
+    fn the_list_is_the_official_sdks_region_hosts() {
+        // The SDKs' `PureCloudRegionHosts` holds 18 hosts; the newest is the EU sovereign cloud.
+        assert_eq!(REGIONS.len(), 18, "{REGIONS:?}");
+        let unique: std::collections::BTreeSet<_> = REGIONS.iter().collect();
+        assert_eq!(unique.len(), REGIONS.len(), "a host is listed twice");
+        let sovereign = GenesysEndpoints::for_region("edee1.eusc-pure.cloud").unwrap();
+        assert_eq!(sovereign.api_base, "https://api.edee1.eusc-pure.cloud");
+        assert_eq!(sovereign.login_base, "https://login.edee1.eusc-pure.cloud");
     }
 
     #[test]

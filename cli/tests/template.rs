@@ -1,0 +1,180 @@
+//! `template.yaml` lets a deployer point the functions at a Genesys region the relay does not list
+//! yet: the `GenesysApiBase` / `GenesysLoginBase` parameters reach the processor's and the
+//! EventBridge handler's `GENESYS_API_BASE` / `GENESYS_LOGIN_BASE`, and left empty (the default)
+//! they leave the region's own hosts in place. The template is read with cfn-lint's decoder from the
+//! project's `.venv`, as `scripts/local_resources.py` reads it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use genesys_relay::config::{ActionsConfig, Env};
+use genesys_relay::genesys::GenesysEndpoints;
+use serde_json::Value;
+
+const FUNCTIONS: [&str; 2] = ["ProcessorFunction", "EventBridgeHandlerFunction"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+/// Runs a Python snippet with the project's interpreter and parses what it prints as JSON.
+fn python_json(code: &str, args: &[&str]) -> Value {
+    let output = Command::new(root().join(".venv/bin/python"))
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the project's python runs (run scripts/tools.sh)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+fn template() -> Value {
+    python_json(
+        "import json, sys\n\
+         from cfnlint.decode import decode\n\
+         template, problems = decode('template.yaml')\n\
+         assert not problems, problems\n\
+         print(json.dumps(template))",
+        &[],
+    )
+}
+
+/// A function's environment as deployed with `params` (over the parameters' defaults): parameter
+/// references take their value, resource references a placeholder, and conditional values
+/// (`Fn::If`) are left out.
+fn environment(
+    template: &Value,
+    function: &str,
+    params: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut values: HashMap<String, String> = template["Parameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, spec)| {
+            let default = match &spec["Default"] {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (name.clone(), default)
+        })
+        .collect();
+    for (name, value) in params {
+        values.insert((*name).to_owned(), (*value).to_owned());
+    }
+    template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{function} has environment variables"))
+        .iter()
+        .filter_map(|(name, value)| {
+            let resolved = match value {
+                Value::String(s) => s.clone(),
+                Value::Object(o) => match o.get("Ref").and_then(Value::as_str) {
+                    Some(target) => values
+                        .get(target)
+                        .cloned()
+                        .unwrap_or_else(|| format!("resource-{target}")),
+                    None => return None,
+                },
+                other => other.to_string(),
+            };
+            Some((name.clone(), resolved))
+        })
+        .collect()
+}
+
+fn endpoints(environment: &HashMap<String, String>) -> GenesysEndpoints {
+    let env = Env::from_fn(|name| environment.get(name).cloned());
+    ActionsConfig::from_env(&env)
+        .expect("the template's environment is a valid configuration")
+        .genesys
+}
+
+#[test]
+fn the_genesys_base_overrides_reach_both_functions_and_default_to_the_regions_hosts() {
+    let template = template();
+    for parameter in ["GenesysApiBase", "GenesysLoginBase"] {
+        let spec = &template["Parameters"][parameter];
+        assert_eq!(spec["Type"], "String", "{parameter}: {spec}");
+        assert_eq!(spec["Default"], "", "{parameter}: {spec}");
+    }
+    for function in FUNCTIONS {
+        let variables = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            variables["GENESYS_API_BASE"]["Ref"], "GenesysApiBase",
+            "{function}"
+        );
+        assert_eq!(
+            variables["GENESYS_LOGIN_BASE"]["Ref"], "GenesysLoginBase",
+            "{function}"
+        );
+
+        let defaults = environment(&template, function, &[("GenesysRegion", "mypurecloud.ie")]);
+        assert_eq!(
+            endpoints(&defaults),
+            GenesysEndpoints::for_region("mypurecloud.ie").unwrap(),
+            "{function}: empty overrides leave the region's hosts"
+        );
+
+        let overridden = environment(
+            &template,
+            function,
+            &[
+                ("GenesysApiBase", "https://api.newregion.pure.cloud"),
+                ("GenesysLoginBase", "https://login.newregion.pure.cloud/"),
+            ],
+        );
+        let reached = endpoints(&overridden);
+        assert_eq!(
+            reached.api_base, "https://api.newregion.pure.cloud",
+            "{function}"
+        );
+        assert_eq!(
+            reached.login_base, "https://login.newregion.pure.cloud",
+            "{function}"
+        );
+    }
+}
+
+#[test]
+fn the_genesys_base_parameters_take_empty_or_an_https_origin_only() {
+    let template = template();
+    for parameter in ["GenesysApiBase", "GenesysLoginBase"] {
+        let pattern = template["Parameters"][parameter]["AllowedPattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{parameter} has an AllowedPattern"))
+            .to_owned();
+        let values = [
+            "",
+            "https://api.newregion.pure.cloud",
+            "https://login.newregion.pure.cloud/",
+            "http://api.newregion.pure.cloud",
+            "api.newregion.pure.cloud",
+            "https://api.newregion.pure.cloud/api/v2",
+            "https://api.newregion.pure.cloud extra",
+        ];
+        let mut args = vec![pattern.as_str()];
+        args.extend(values);
+        let matched = python_json(
+            "import json, re, sys\n\
+             print(json.dumps([re.fullmatch(sys.argv[1], v) is not None for v in sys.argv[2:]]))",
+            &args,
+        );
+        assert_eq!(
+            matched,
+            serde_json::json!([true, true, true, false, false, false, false]),
+            "{parameter}: {pattern}"
+        );
+    }
+}
