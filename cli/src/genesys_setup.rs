@@ -48,6 +48,9 @@ const PAGE_SIZE: u32 = 100;
 const MAX_PAGES: u32 = 100;
 /// PUTs of the configuration tried at most when someone else saves it in between.
 const CONFIG_ATTEMPTS: usize = 3;
+/// The configuration version of a newly created integration: a dry run cannot read the current
+/// one, so its planned PUT names this one, keeping the body what the API takes (an integer).
+const NEW_CONFIG_VERSION: u64 = 1;
 /// How much of a Genesys error message is shown.
 const MAX_DETAIL_CHARS: usize = 300;
 
@@ -69,6 +72,18 @@ Afterwards, accept the partner event source aws.partner/genesys.com/cloud/<orgId
 EventBridge console of that account and region, and deploy with GenesysEventBusName set to it."
     )]
     SetupEventbridge(SetupArgs),
+    /// List the organization's wrap-up codes with their ids, and the SmsWrapupCodes value (ids)
+    /// the stack's EventBridge rule needs for the rules' templates.
+    #[command(
+        long_about = "List the organization's wrap-up codes (id and name) and, given the rules \
+(--rules, or RULES / RULES_FILE), the ids their templates select and the SmsWrapupCodes value to \
+deploy with: .acw events carry a wrap-up code's id, not its name, and the EventBridge rule filters \
+on what the events carry.\n\n\
+Genesys OAuth client credentials come from GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET; the client \
+needs routing:wrapupCode:view. GENESYS_API_BASE and GENESYS_LOGIN_BASE override the region's base \
+URLs."
+    )]
+    WrapupCodes(crate::wrapup_codes::Args),
 }
 
 /// Arguments of `relay genesys setup-eventbridge`.
@@ -133,6 +148,9 @@ pub async fn run(command: Command) -> anyhow::Result<Report> {
     match command {
         Command::SetupEventbridge(args) => {
             setup_eventbridge(&args, &GenesysEnv::from_process()).await
+        }
+        Command::WrapupCodes(args) => {
+            crate::wrapup_codes::run(&args, &GenesysEnv::from_process()).await
         }
     }
 }
@@ -335,13 +353,14 @@ fn plan(args: &SetupArgs, desired: &Desired, endpoints: &GenesysEndpoints) -> Re
             path: "/api/v2/integrations/{integrationId}/config/current".to_owned(),
             body: Some(json!({
                 "name": args.name,
-                "version": "<current version>",
+                "version": NEW_CONFIG_VERSION,
                 "properties": desired.properties,
                 "advanced": {},
                 "notes": NOTES,
                 "credentials": {},
             })),
-            when: "keeps existing advanced settings, credentials and notes",
+            when: "version is the one the GET above reads (1 for a new integration); keeps \
+                   existing advanced settings, credentials and notes",
         },
         Step {
             method: Method::PATCH,

@@ -6,3 +6,4 @@ pub mod genesys_setup;
 pub mod local;
 pub mod output;
 pub mod send;
+pub mod wrapup_codes;

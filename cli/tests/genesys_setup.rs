@@ -37,6 +37,7 @@ fn setup_args(extra: &[&str]) -> SetupArgs {
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).expect("valid arguments").command {
         genesys_setup::Command::SetupEventbridge(args) => args,
+        other => panic!("parsed {other:?}"),
     }
 }
 
@@ -370,6 +371,125 @@ async fn a_dry_run_sends_nothing_and_names_the_requests() {
         .collect();
     assert_eq!(methods, ["GET", "GET", "POST", "GET", "PUT", "PATCH"]);
     assert_eq!(fake.requests(), 0);
+}
+
+/// The JSON type of a value, as the SDK models name them.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The fields of the Platform API model each planned body is, with their types, from the SDKs
+/// (platform-client-sdk-go `createintegrationrequest.go`, `integrationconfiguration.go`:
+/// `Version *int`, `integration.go`: `IntendedState *string`).
+fn sdk_model(method: &str, path: &str) -> &'static [(&'static str, &'static str)] {
+    match (method, path) {
+        ("POST", "/api/v2/integrations") => &[("name", "string"), ("integrationType", "object")],
+        ("PUT", "/api/v2/integrations/{integrationId}/config/current") => &[
+            ("name", "string"),
+            ("version", "integer"),
+            ("properties", "object"),
+            ("advanced", "object"),
+            ("notes", "string"),
+            ("credentials", "object"),
+        ],
+        ("PATCH", "/api/v2/integrations/{integrationId}") => &[("intendedState", "string")],
+        other => panic!("no SDK model known for {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dry_run_body_has_the_types_of_the_sdk_model_and_is_accepted() {
+    let fake = start().await;
+    let mut argv = SETUP.to_vec();
+    argv.extend(["--dry-run", "--json"]);
+    let env = vec![
+        ("GENESYS_API_BASE", fake.base_url()),
+        ("GENESYS_LOGIN_BASE", fake.base_url()),
+    ];
+    let output = relay(&argv, env).await;
+    assert!(output.status.success(), "{output:?}");
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let requests = plan["requests"].as_array().unwrap();
+    let with_bodies: Vec<&Value> = requests.iter().filter(|r| !r["body"].is_null()).collect();
+    assert_eq!(with_bodies.len(), 3, "{plan}");
+    for request in &with_bodies {
+        let (method, path) = (
+            request["method"].as_str().unwrap(),
+            request["path"].as_str().unwrap(),
+        );
+        let body = request["body"]
+            .as_object()
+            .expect("a body is a JSON object");
+        let model = sdk_model(method, path);
+        for (field, value) in body {
+            let expected = model
+                .iter()
+                .find(|(name, _)| name == field)
+                .unwrap_or_else(|| panic!("{method} {path}: {field} is not in the SDK model"))
+                .1;
+            assert_eq!(
+                json_type(value),
+                expected,
+                "{method} {path}: {field} = {value}"
+            );
+        }
+    }
+    let put = with_bodies
+        .iter()
+        .find(|r| r["method"] == "PUT")
+        .expect("the configuration is planned");
+    assert_eq!(put["body"]["version"], 1, "{put}");
+    assert!(
+        put["when"].as_str().unwrap().contains("version"),
+        "the plan says where the version comes from: {put}"
+    );
+    assert_eq!(
+        with_bodies.iter().find(|r| r["method"] == "POST").unwrap()["body"]["integrationType"]
+            ["id"],
+        INTEGRATION_TYPE
+    );
+
+    // Played in order against the fake, the planned bodies are what a new integration takes.
+    let http = reqwest::Client::new();
+    let token = token(&fake).await;
+    let mut id = String::new();
+    for request in &with_bodies {
+        let method =
+            reqwest::Method::from_bytes(request["method"].as_str().unwrap().as_bytes()).unwrap();
+        let path = request["path"]
+            .as_str()
+            .unwrap()
+            .replace("{integrationId}", &id);
+        let answer = http
+            .request(method.clone(), format!("{}{path}", fake.base_url()))
+            .bearer_auth(&token)
+            .json(&request["body"])
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let answer: Value = answer.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{method} {path}: {status} {answer}");
+        if method == reqwest::Method::POST {
+            id = answer["id"].as_str().unwrap().to_owned();
+        }
+    }
+    let integrations = fake.integrations();
+    assert_eq!(integrations.len(), 1);
+    assert_eq!(integrations[0].config.version, 2);
+    assert_eq!(integrations[0].intended_state, "ENABLED");
+    assert_eq!(
+        integrations[0].config.properties,
+        expected_properties(&DEFAULT_TOPICS)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

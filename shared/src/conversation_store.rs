@@ -23,6 +23,18 @@ pub struct OutboundContext {
     pub participant_id: Option<String>,
     /// The outbound campaign.
     pub campaign_id: Option<String>,
+    /// Where the contact's columns are, for templates that use them.
+    pub contact: Option<ContactRef>,
+}
+
+/// An outbound contact, as the `.outbound` event names it (`outboundContactListId`,
+/// `outboundContactId`): its columns are read from Genesys only when a template needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRef {
+    /// The contact list.
+    pub contact_list_id: String,
+    /// The contact within it.
+    pub contact_id: String,
 }
 
 /// Whether an event was applied, or is older than what was already applied.
@@ -69,6 +81,11 @@ impl ConversationStore {
             sets.push("campaign_id = :campaign");
             values.push((":campaign", s(campaign)));
         }
+        if let Some(contact) = &context.contact {
+            sets.push("contact_list_id = :contact_list, contact_id = :contact");
+            values.push((":contact_list", s(&contact.contact_list_id)));
+            values.push((":contact", s(&contact.contact_id)));
+        }
         let applied = self
             .apply(conversation_id, "outbound_time", event_time, &sets, values)
             .await?;
@@ -97,6 +114,12 @@ impl ConversationStore {
                         customer_number,
                         participant_id: text("participant_id"),
                         campaign_id: text("campaign_id"),
+                        contact: text("contact_list_id").zip(text("contact_id")).map(
+                            |(contact_list_id, contact_id)| ContactRef {
+                                contact_list_id,
+                                contact_id,
+                            },
+                        ),
                     }),
                 )
             }

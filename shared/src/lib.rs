@@ -19,5 +19,6 @@ pub mod sms_store;
 pub mod table;
 pub mod telemetry;
 pub mod twilio;
+pub mod wrapup_codes;
 
 pub use error::{Error, Rejection, Result};

@@ -267,12 +267,13 @@ impl SmsOnWrapup {
             if template.trim().is_empty() {
                 return Err(format!("smsOnWrapup.templates[{code:?}] is empty"));
             }
-            for name in placeholders(template) {
+            for placeholder in placeholders(template) {
+                let name = placeholder.name;
                 let known = PLACEHOLDERS.contains(&name)
                     || name.strip_prefix("contact.").is_some_and(|f| !f.is_empty());
                 if !known {
                     return Err(format!(
-                        "smsOnWrapup.templates[{code:?}] uses {{{{{name}}}}}; known: {}, contact.<field>",
+                        "smsOnWrapup.templates[{code:?}] uses {{{{{name}}}}}; known: {}, contact.<column>",
                         PLACEHOLDERS.join(", ")
                     ));
                 }
@@ -289,9 +290,10 @@ impl SmsOnWrapup {
         }
     }
 
-    /// The template for a wrap-up code, when that code is configured.
-    pub fn template_for(&self, wrapup_code: &str) -> Option<&str> {
-        self.templates.get(wrapup_code).map(String::as_str)
+    /// The template under a key of `templates` (a wrap-up code's id or name, as the rules give it;
+    /// [`crate::wrapup_codes::WrapupTemplates`] says which key an event's code selects).
+    pub fn template(&self, key: &str) -> Option<&str> {
+        self.templates.get(key).map(String::as_str)
     }
 
     /// The customer's number in a body: the first pointer that holds one (a `tel:` prefix removed).
@@ -313,59 +315,105 @@ pub struct TemplateValues<'a> {
     pub conversation_id: &'a str,
     /// The outbound campaign id, when known.
     pub campaign_id: Option<&'a str>,
-    /// Contact-list fields, when the event carries them.
+    /// Contact-list columns, when known.
     pub contact: Option<&'a Map<String, Value>>,
 }
 
-/// Fills a template's `{{placeholders}}`; an unknown value renders empty.
-pub fn render(template: &str, values: &TemplateValues<'_>) -> String {
+/// A template whose placeholders were not all filled: no SMS may go out half-written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the template needs {} but the event gives no value and the template no fallback (write {{{{name|fallback}}}})", .missing.iter().map(|m| format!("{{{{{m}}}}}")).collect::<Vec<_>>().join(", "))]
+pub struct MissingValues {
+    /// The placeholders left without a value.
+    pub missing: Vec<String>,
+}
+
+/// Fills a template's `{{placeholder}}`s, or `{{placeholder|fallback}}`s: a value that is absent
+/// or blank takes the fallback, and without one the whole template fails, naming what is missing.
+pub fn render(template: &str, values: &TemplateValues<'_>) -> Result<String, MissingValues> {
     let mut out = String::with_capacity(template.len());
+    let mut missing = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        match after.find("}}") {
-            Some(end) => {
-                out.push_str(&value_of(after[..end].trim(), values));
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let placeholder = Placeholder::parse(&after[..end]);
+        match (value_of(placeholder.name, values), placeholder.fallback) {
+            (Some(value), _) => out.push_str(&value),
+            (None, Some(fallback)) => out.push_str(fallback),
+            (None, None) => missing.push(placeholder.name.to_owned()),
         }
+        rest = &after[end + 2..];
     }
     out.push_str(rest);
-    out
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(MissingValues { missing })
+    }
 }
 
-fn value_of(name: &str, values: &TemplateValues<'_>) -> String {
-    match name {
-        "wrapupCode" => values.wrapup_code.to_owned(),
-        "conversationId" => values.conversation_id.to_owned(),
-        "campaignId" => values.campaign_id.unwrap_or_default().to_owned(),
+/// Whether a template reads contact-list columns, so they are fetched only when needed.
+pub fn needs_contact(template: &str) -> bool {
+    placeholders(template)
+        .iter()
+        .any(|p| p.name.starts_with("contact."))
+}
+
+/// A value worth putting in a text: present and not blank.
+fn value_of(name: &str, values: &TemplateValues<'_>) -> Option<String> {
+    let value = match name {
+        "wrapupCode" => Some(values.wrapup_code.to_owned()),
+        "conversationId" => Some(values.conversation_id.to_owned()),
+        "campaignId" => values.campaign_id.map(str::to_owned),
         other => other
             .strip_prefix("contact.")
             .and_then(|field| values.contact?.get(field))
-            .map(|v| match v {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            })
-            .unwrap_or_default(),
+            .and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                Value::Null | Value::Array(_) | Value::Object(_) => None,
+            }),
+    };
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// One `{{name}}` or `{{name|fallback}}`, blanks around either part ignored.
+struct Placeholder<'a> {
+    name: &'a str,
+    fallback: Option<&'a str>,
+}
+
+impl<'a> Placeholder<'a> {
+    fn parse(inner: &'a str) -> Self {
+        match inner.split_once('|') {
+            Some((name, fallback)) => Self {
+                name: name.trim(),
+                fallback: Some(fallback.trim()),
+            },
+            None => Self {
+                name: inner.trim(),
+                fallback: None,
+            },
+        }
     }
 }
 
-fn placeholders(template: &str) -> Vec<&str> {
-    let mut names = Vec::new();
+fn placeholders(template: &str) -> Vec<Placeholder<'_>> {
+    let mut found = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else { break };
-        names.push(after[..end].trim());
+        found.push(Placeholder::parse(&after[..end]));
         rest = &after[end + 2..];
     }
-    names
+    found
 }
 
 #[cfg(test)]
@@ -382,21 +430,52 @@ mod tests {
         let sms = rules.sms_on_wrapup.unwrap();
         let contact = json!({"firstName": "Ada", "age": 36});
         let text = render(
-            sms.template_for("ININ-OUTBOUND-NO-ANSWER").unwrap(),
+            sms.template("ININ-OUTBOUND-NO-ANSWER").unwrap(),
             &TemplateValues {
                 wrapup_code: "ININ-OUTBOUND-NO-ANSWER",
                 conversation_id: "c1",
                 campaign_id: Some("camp"),
                 contact: contact.as_object(),
             },
-        );
+        )
+        .unwrap();
         assert_eq!(text, "Hi Ada, about c1 (ININ-OUTBOUND-NO-ANSWER, camp)");
-        assert_eq!(
-            render("{{contact.missing}}!{{", &TemplateValues::default()),
-            "!{{"
-        );
         assert_eq!(rules.delivery_status.attribute_prefix, "sms.");
-        assert!(sms.template_for("Sale").is_none());
+        assert!(sms.template("Sale").is_none());
+    }
+
+    #[test]
+    fn a_template_never_renders_a_blank() {
+        let blank = json!({"firstName": "  ", "lastName": null, "tags": ["a"]});
+        let values = TemplateValues {
+            contact: blank.as_object(),
+            ..TemplateValues::default()
+        };
+        assert_eq!(
+            render("Sorry we missed you, {{contact.firstName|there}}.", &values).unwrap(),
+            "Sorry we missed you, there."
+        );
+        assert_eq!(
+            render("{{ contact.lastName | valued customer }}!{{", &values).unwrap(),
+            "valued customer!{{"
+        );
+        let error = render(
+            "Sorry we missed you, {{contact.firstName}} {{contact.tags}}. {{campaignId}}",
+            &values,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.missing,
+            ["contact.firstName", "contact.tags", "campaignId"]
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("{{contact.firstName}}, {{contact.tags}}"),
+            "{error}"
+        );
+        assert!(needs_contact("hi {{ contact.firstName|there }}"));
+        assert!(!needs_contact("hi {{conversationId}}"));
     }
 
     #[test]
@@ -408,6 +487,10 @@ mod tests {
             ),
             (
                 r#"{"smsOnWrapup": {"templates": {"X": "{{phone}}"}, "from": "+15005550006"}}"#,
+                "{{phone}}",
+            ),
+            (
+                r#"{"smsOnWrapup": {"templates": {"X": "{{phone|none}}"}, "from": "+15005550006"}}"#,
                 "{{phone}}",
             ),
             (

@@ -22,7 +22,8 @@ pub type Parser<T> = fn(&SecretString) -> Result<T>;
 
 /// One secret, cached as its parsed value.
 pub struct CachedSecret<T> {
-    client: aws_sdk_secretsmanager::Client,
+    /// `None` for a value given up front ([`CachedSecret::fixed`]), which is never read again.
+    client: Option<aws_sdk_secretsmanager::Client>,
     arn: String,
     policy: SecretsPolicy,
     parse: Parser<T>,
@@ -45,12 +46,29 @@ impl<T> CachedSecret<T> {
         parse: Parser<T>,
     ) -> Self {
         Self {
-            client,
+            client: Some(client),
             arn: arn.into(),
             policy,
             parse,
             state: Mutex::new(State {
                 value: None,
+                invalidated: false,
+                last_forced: None,
+            }),
+        }
+    }
+
+    /// A value known up front (the CLI's environment), served as is: a client built on it is the
+    /// same client the functions use, and a refused value fails instead of being read again.
+    /// `label` names it in messages, as an ARN would.
+    pub fn fixed(label: impl Into<String>, value: T) -> Self {
+        Self {
+            client: None,
+            arn: label.into(),
+            policy: SecretsPolicy::default(),
+            parse: |_| Err(Error::permanent("a fixed value is never parsed")),
+            state: Mutex::new(State {
+                value: Some((Arc::new(value), Instant::now())),
                 invalidated: false,
                 last_forced: None,
             }),
@@ -99,7 +117,14 @@ impl<T> CachedSecret<T> {
     }
 
     async fn refresh(&self, state: &mut State<T>) -> Result<Arc<T>> {
-        let raw = fetch(&self.client, &self.arn).await?;
+        let Some(client) = &self.client else {
+            return state
+                .value
+                .as_ref()
+                .map(|(value, _)| Arc::clone(value))
+                .ok_or_else(|| Error::permanent(format!("{} holds no value", self.arn)));
+        };
+        let raw = fetch(client, &self.arn).await?;
         let value = Arc::new(
             (self.parse)(&raw)
                 .map_err(|e| Error::permanent(format!("secret {}: {e}", self.arn)))?,

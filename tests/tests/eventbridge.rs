@@ -27,7 +27,9 @@ async fn stack() -> Stack {
     env.extend([("DLQ_URL", dlq_url.clone()), ("RULES", RULES.into())]);
     let config = EventBridgeConfig::from_env(&Env::from_fn(|k| env.get(k).cloned()))
         .expect("valid settings");
-    let deps = Deps::new(config, &aws.sdk, http_client()).expect("clients");
+    let deps = Deps::new(config, &aws.sdk, http_client())
+        .await
+        .expect("clients");
     Stack {
         aws,
         dlq_url,

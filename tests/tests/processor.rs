@@ -47,7 +47,9 @@ async fn stack() -> Stack {
     ]);
     let config =
         ProcessorConfig::from_env(&Env::from_fn(|k| env.get(k).cloned())).expect("valid settings");
-    let deps = Deps::new(config, &aws.sdk, http_client()).expect("clients");
+    let deps = Deps::new(config, &aws.sdk, http_client())
+        .await
+        .expect("clients");
     let sender = QueueSender::new(aws.sqs(), queue_url.clone(), None, 240 * 1024);
     let Providers {
         twilio, genesys, ..

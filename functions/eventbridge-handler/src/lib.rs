@@ -16,7 +16,7 @@ use genesys_relay::actions::sms_on_wrapup::{self, WrapupContext};
 use genesys_relay::actions::{run_once, ActionDeps, Outcome};
 use genesys_relay::config::EventBridgeConfig;
 use genesys_relay::config::DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES;
-use genesys_relay::conversation_store::{Applied, ConversationStore, OutboundContext};
+use genesys_relay::conversation_store::{Applied, ContactRef, ConversationStore, OutboundContext};
 use genesys_relay::event::{EventKey, GenesysDetail};
 use genesys_relay::idempotency::{lease_until, Idempotency};
 use genesys_relay::queue::{Envelope, QueueSender, Source};
@@ -48,8 +48,13 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// Builds every client from one AWS configuration and one HTTP client.
-    pub fn new(config: EventBridgeConfig, aws: &SdkConfig, http: reqwest::Client) -> Result<Self> {
+    /// Builds every client from one AWS configuration and one HTTP client (resolving the rules'
+    /// wrap-up code names, see [`ActionDeps::new`]).
+    pub async fn new(
+        config: EventBridgeConfig,
+        aws: &SdkConfig,
+        http: reqwest::Client,
+    ) -> Result<Self> {
         let ddb = aws_sdk_dynamodb::Client::new(aws);
         let table = config.actions.table_name.clone();
         Ok(Self {
@@ -60,7 +65,7 @@ impl Deps {
                 config.actions.idempotency_window,
             ),
             conversations: ConversationStore::new(ddb, table, config.context_ttl),
-            actions: ActionDeps::new(&config.actions, aws, http)?,
+            actions: ActionDeps::new(&config.actions, aws, http).await?,
             queue: config.queue_url.clone().map(|url| {
                 QueueSender::new(
                     aws_sdk_sqs::Client::new(aws),
@@ -169,6 +174,12 @@ async fn outbound(detail: &GenesysDetail, deps: &Deps) -> Result<Outcome> {
         customer_number,
         participant_id: body_str(detail, "participantId").map(str::to_owned),
         campaign_id: body_str(detail, "outboundCampaignId").map(str::to_owned),
+        contact: body_str(detail, "outboundContactListId")
+            .zip(body_str(detail, "outboundContactId"))
+            .map(|(list, contact)| ContactRef {
+                contact_list_id: list.to_owned(),
+                contact_id: contact.to_owned(),
+            }),
     };
     Ok(
         match deps
@@ -193,12 +204,12 @@ async fn wrapup(
         return Ok(Outcome::new("ignored", "no smsOnWrapup rule"));
     };
     let code = body_str(detail, "wrapupCode").unwrap_or_default();
-    if rule.template_for(code).is_none() {
+    let Some(template_key) = deps.actions.select_template(code).await? else {
         return Ok(Outcome::new(
             "ignored",
             format!("wrap-up code {code:?} is not configured"),
         ));
-    }
+    };
     let conversation = required(detail, "conversationId")?;
     let Some(time) = detail.event_time() else {
         return Err(Error::permanent("acw event has no eventTime"));
@@ -220,9 +231,11 @@ async fn wrapup(
         conversation_id: conversation.to_owned(),
         participant_id: context.participant_id,
         wrapup_code: code.to_owned(),
+        template_key,
         campaign_id: context.campaign_id,
         customer_number: context.customer_number,
         contact: None,
+        contact_ref: context.contact,
     };
     let payload = serde_json::to_vec(&detail.event_body).unwrap_or_default();
     run_once(

@@ -37,8 +37,9 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// Builds every client from one AWS configuration and one HTTP client.
-    pub fn new(
+    /// Builds every client from one AWS configuration and one HTTP client (resolving the rules'
+    /// wrap-up code names, see [`ActionDeps::new`]).
+    pub async fn new(
         config: ProcessorConfig,
         aws: &SdkConfig,
         http: reqwest::Client,
@@ -51,7 +52,7 @@ impl Deps {
                 config.actions.table_name.clone(),
                 config.actions.idempotency_window,
             ),
-            actions: ActionDeps::new(&config.actions, aws, http)?,
+            actions: ActionDeps::new(&config.actions, aws, http).await?,
             config,
         })
     }

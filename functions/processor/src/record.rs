@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use genesys_relay::actions::delivery_status::{self, StatusCallback};
-use genesys_relay::actions::sms_on_wrapup::{self, WrapupContext};
+use genesys_relay::actions::sms_on_wrapup::{self, wrapup_code_of, WrapupContext};
 use genesys_relay::actions::{run_once, Outcome};
+use genesys_relay::event::EventKey;
 use genesys_relay::queue::{self, Envelope, Payload, Source};
 use genesys_relay::{telemetry, Error, Result};
 use sha2::{Digest, Sha256};
@@ -36,13 +37,24 @@ fn at(action: &'static str) -> impl Fn(Error) -> Failure {
 enum Planned {
     Sms(WrapupContext),
     Status(StatusCallback),
+    /// One status event of a Twilio Event Streams body, under its own key: a body can carry
+    /// several, each to be applied once.
+    StreamStatus(StatusCallback, EventKey),
 }
 
 impl Planned {
     fn name(&self) -> &'static str {
         match self {
             Self::Sms(_) => sms_on_wrapup::NAME,
-            Self::Status(_) => delivery_status::NAME,
+            Self::Status(_) | Self::StreamStatus(..) => delivery_status::NAME,
+        }
+    }
+
+    /// The idempotency key: the record's event key, unless the action has its own.
+    fn key<'a>(&'a self, envelope: &'a Envelope) -> &'a EventKey {
+        match self {
+            Self::StreamStatus(_, key) => key,
+            _ => &envelope.event_key,
         }
     }
 }
@@ -71,7 +83,7 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
     if let Some(job) = job {
         return forwarding::run_job(record, &envelope, &payload, job, deps, lease).await;
     }
-    let planned = plan(&envelope, &payload, deps).map_err(at(DECODE))?;
+    let planned = plan(&envelope, &payload, deps).await.map_err(at(DECODE))?;
     if planned.is_empty() {
         tracing::info!(event_key = %envelope.event_key, source = envelope.source.as_str(), "no SMS or status action applies");
         telemetry::count_outcome("processor", "none", "skipped");
@@ -81,7 +93,7 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
         let outcome = run_once(
             &deps.idempotency,
             name,
-            &envelope.event_key,
+            action.key(&envelope),
             payload.as_bytes(),
             lease,
             || run(&action, &envelope, receive_count(record), deps),
@@ -112,7 +124,9 @@ async fn run(action: &Planned, envelope: &Envelope, attempt: u32, deps: &Deps) -
                 .ok_or_else(|| Error::permanent("smsOnWrapup is not configured"))?;
             sms_on_wrapup::run(context, &envelope.event_key, rule, &deps.actions).await
         }
-        Planned::Status(callback) => delivery_status::run(callback, attempt, &deps.actions).await,
+        Planned::Status(callback) | Planned::StreamStatus(callback, _) => {
+            delivery_status::run(callback, attempt, &deps.actions).await
+        }
     }
 }
 
@@ -157,28 +171,64 @@ async fn resolve(payload: Payload, deps: &Deps) -> Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| Error::permanent("claim check is not UTF-8"))
 }
 
+/// Whether an Event Streams status event is about an SMS this relay sends: its sender is the
+/// rules' (`messagingServiceSid` or `from`). The subscription covers the whole Twilio account, and
+/// statuses of other applications' messages are theirs, not work for this relay.
+fn sent_by_relay(data: &serde_json::Map<String, serde_json::Value>, deps: &Deps) -> bool {
+    let Some(rule) = &deps.actions.rules.sms_on_wrapup else {
+        return false;
+    };
+    let field = |name: &str| data.get(name).and_then(serde_json::Value::as_str);
+    match (&rule.messaging_service_sid, &rule.from) {
+        (Some(service), _) => field("messagingServiceSid") == Some(service.as_str()),
+        (None, Some(from)) => field("from") == Some(from.as_str()),
+        (None, None) => false,
+    }
+}
+
 /// Which actions apply to this event under the rules.
-fn plan(envelope: &Envelope, payload: &str, deps: &Deps) -> Result<Vec<Planned>> {
+async fn plan(envelope: &Envelope, payload: &str, deps: &Deps) -> Result<Vec<Planned>> {
     match envelope.source {
         Source::GenesysWebhook => {
             let body: serde_json::Value = serde_json::from_str(payload)
                 .map_err(|e| Error::permanent(format!("webhook body is not JSON: {e}")))?;
-            match deps
-                .actions
-                .rules
-                .sms_on_wrapup
-                .as_ref()
-                .and_then(|rule| WrapupContext::from_body(&body, rule))
-            {
-                Some(context) => Ok(vec![Planned::Sms(context?)]),
+            let (Some(rule), Some(code)) = (
+                deps.actions.rules.sms_on_wrapup.as_ref(),
+                wrapup_code_of(&body),
+            ) else {
+                return Ok(Vec::new());
+            };
+            match deps.actions.select_template(&code).await? {
+                Some(key) => Ok(vec![Planned::Sms(WrapupContext::from_body(
+                    &body, rule, code, key,
+                )?)]),
                 None => Ok(Vec::new()),
             }
         }
         Source::TwilioStatus if envelope.content_type == "application/x-www-form-urlencoded" => {
             Ok(vec![Planned::Status(StatusCallback::from_form(payload)?)])
         }
-        // Twilio's JSON webhooks carry no status to write back; EventBridge events were acted on by
-        // the EventBridge handler and are here only to be forwarded.
-        Source::TwilioStatus | Source::GenesysEventBridge => Ok(Vec::new()),
+        // Any other body on the Twilio route is JSON (the receiver accepts nothing else there): an
+        // Event Streams webhook sink's CloudEvents. Each status event is keyed by the body's key,
+        // the message and the status, so a redelivered body is a duplicate and two statuses in
+        // one body are both applied.
+        Source::TwilioStatus => {
+            Ok(
+                StatusCallback::from_event_stream(payload, |data| sent_by_relay(data, deps))?
+                    .into_iter()
+                    .map(|callback| {
+                        let key = EventKey::from_parts(&[
+                            envelope.event_key.as_str(),
+                            &callback.message_sid,
+                            &callback.status,
+                        ]);
+                        Planned::StreamStatus(callback, key)
+                    })
+                    .collect(),
+            )
+        }
+        // EventBridge events were acted on by the EventBridge handler and are here only to be
+        // forwarded.
+        Source::GenesysEventBridge => Ok(Vec::new()),
     }
 }

@@ -61,6 +61,10 @@ use serde_json::{json, Value};
 
 use super::server::{self, lock, Latency, Served};
 
+mod directory;
+
+pub use directory::WrapupCode;
+
 /// A scripted answer to the next PATCH (or token request), given before any checking or
 /// recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +127,7 @@ pub struct IntegrationConfig {
     pub credentials: Value,
 }
 
-/// One authenticated request to the organization or integrations API, as received.
+/// One authenticated request to the Platform API other than the attributes PATCH, as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntegrationCall {
     /// `GET`, `POST`, `PUT`, `PATCH`...
@@ -158,6 +162,8 @@ struct Inner {
     integration_calls: Vec<IntegrationCall>,
     integrations_created: u64,
     config_races: usize,
+    wrapup_codes: Vec<WrapupCode>,
+    contacts: HashMap<(String, String), directory::Columns>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -196,6 +202,8 @@ impl FakeGenesys {
             integration_calls: Vec::new(),
             integrations_created: 0,
             config_races: 0,
+            wrapup_codes: Vec::new(),
+            contacts: HashMap::new(),
         }));
         let latency = Latency::default();
         let app = latency.apply(Router::new()
@@ -213,6 +221,11 @@ impl FakeGenesys {
             .route(
                 "/api/v2/integrations/{integration_id}/config/current",
                 any(integration_config),
+            )
+            .route("/api/v2/routing/wrapupcodes", any(directory::wrapup_codes))
+            .route(
+                "/api/v2/outbound/contactlists/{contact_list_id}/contacts/{contact_id}",
+                any(directory::contact),
             )
             .fallback(not_found)
             )
@@ -312,6 +325,41 @@ impl FakeGenesys {
     pub fn add_integration(&self, integration_type: &str, name: &str) -> String {
         let mut inner = lock(&self.shared);
         new_integration(&mut inner, integration_type, name).id
+    }
+
+    /// Adds a wrap-up code as an administrator would (organization codes have UUID ids).
+    pub fn add_wrapup_code(&self, id: &str, name: &str) {
+        lock(&self.shared).wrapup_codes.push(WrapupCode {
+            id: id.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+
+    /// Deletes the wrap-up code with this id.
+    pub fn remove_wrapup_code(&self, id: &str) {
+        lock(&self.shared).wrapup_codes.retain(|c| c.id != id);
+    }
+
+    /// Puts a contact with these columns into a contact list.
+    pub fn add_contact(&self, contact_list_id: &str, contact_id: &str, columns: Value) {
+        let columns = match columns {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        lock(&self.shared)
+            .contacts
+            .insert((contact_list_id.to_owned(), contact_id.to_owned()), columns);
+    }
+
+    /// The authenticated requests whose path starts with `prefix`, e.g.
+    /// `/api/v2/routing/wrapupcodes`.
+    pub fn calls_to(&self, prefix: &str) -> Vec<IntegrationCall> {
+        lock(&self.shared)
+            .integration_calls
+            .iter()
+            .filter(|c| c.path.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     /// Makes the next `count` configuration PUTs that name the current version lose a race: the

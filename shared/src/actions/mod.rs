@@ -14,6 +14,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use crate::config::ActionsConfig;
 use crate::error::Result;
@@ -24,6 +25,7 @@ use crate::rules::Rules;
 use crate::secrets::CachedSecret;
 use crate::sms_store::SmsStore;
 use crate::twilio::{TwilioClient, TwilioCredentials};
+use crate::wrapup_codes::WrapupTemplates;
 
 /// Clients and rules the actions share; built once per cold start.
 pub struct ActionDeps {
@@ -35,6 +37,8 @@ pub struct ActionDeps {
     pub sms: SmsStore,
     /// What triggers what.
     pub rules: Rules,
+    /// Which template each wrap-up code selects, when the rules text anyone.
+    pub wrapups: Option<WrapupTemplates>,
     /// The receiver's public Twilio status URL, given to Twilio as `StatusCallback`.
     pub status_callback_url: Option<String>,
     /// Delivery to downstream services, when the rules name any.
@@ -42,8 +46,13 @@ pub struct ActionDeps {
 }
 
 impl ActionDeps {
-    /// Builds every client once, from the settings, one AWS configuration and one HTTP client.
-    pub fn new(config: &ActionsConfig, aws: &SdkConfig, http: reqwest::Client) -> Result<Self> {
+    /// Builds every client once, from the settings, one AWS configuration and one HTTP client, and
+    /// resolves the wrap-up code names the rules use (a name Genesys does not know stops here).
+    pub async fn new(
+        config: &ActionsConfig,
+        aws: &SdkConfig,
+        http: reqwest::Client,
+    ) -> Result<Self> {
         let secrets = aws_sdk_secretsmanager::Client::new(aws);
         let twilio_credentials = Arc::new(CachedSecret::new(
             secrets.clone(),
@@ -61,22 +70,39 @@ impl ActionDeps {
             Some(rule) => Some(forward::Forwarder::new(rule, config, aws)?),
             None => None,
         };
+        let genesys = GenesysClient::new(http.clone(), config.genesys.clone(), genesys_credentials);
+        let wrapups = config
+            .rules
+            .sms_on_wrapup
+            .as_ref()
+            .map(WrapupTemplates::new);
+        if let Some(wrapups) = wrapups.as_ref().filter(|w| w.has_names()) {
+            wrapups.resolve(&genesys).await?;
+        }
         Ok(Self {
-            twilio: TwilioClient::new(
-                http.clone(),
-                config.twilio_api_base.clone(),
-                twilio_credentials,
-            ),
-            genesys: GenesysClient::new(http, config.genesys.clone(), genesys_credentials),
+            twilio: TwilioClient::new(http, config.twilio_api_base.clone(), twilio_credentials),
+            genesys,
             sms: SmsStore::new(
                 aws_sdk_dynamodb::Client::new(aws),
                 config.table_name.clone(),
                 config.sms_record_ttl,
             ),
             rules: config.rules.clone(),
+            wrapups,
             status_callback_url: config.status_callback_url.clone(),
             forward,
         })
+    }
+}
+
+impl ActionDeps {
+    /// The template key a wrap-up code arriving now selects; `None` when the rules do not text
+    /// for it (or text nobody).
+    pub async fn select_template(&self, code: &str) -> Result<Option<String>> {
+        match &self.wrapups {
+            Some(wrapups) => wrapups.select(code, &self.genesys, Instant::now()).await,
+            None => Ok(None),
+        }
     }
 }
 

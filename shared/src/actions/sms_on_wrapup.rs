@@ -9,9 +9,10 @@
 use serde_json::{Map, Value};
 
 use super::{status_attributes, ActionDeps, Outcome};
+use crate::conversation_store::ContactRef;
 use crate::error::{Error, Result};
 use crate::event::{conversation_id, EventKey};
-use crate::rules::{render, SmsOnWrapup, TemplateValues};
+use crate::rules::{needs_contact, render, SmsOnWrapup, TemplateValues};
 use crate::sms_store::SmsRecord;
 use crate::telemetry::mask_phone;
 use crate::twilio::{status_rank, OutboundSms, Sender};
@@ -26,14 +27,18 @@ pub struct WrapupContext {
     pub conversation_id: String,
     /// The participant whose attributes receive the SMS status.
     pub participant_id: Option<String>,
-    /// The wrap-up code.
+    /// The wrap-up code as the event carries it (an id, or a name in a custom webhook).
     pub wrapup_code: String,
+    /// The key of the rule's template this code selects (an id or a name, as the rules wrote it).
+    pub template_key: String,
     /// The outbound campaign, when known.
     pub campaign_id: Option<String>,
     /// The customer's number.
     pub customer_number: String,
-    /// Contact-list fields, when known.
+    /// Contact-list columns the event itself carries.
     pub contact: Option<Map<String, Value>>,
+    /// Where to read the columns when the event does not carry them.
+    pub contact_ref: Option<ContactRef>,
 }
 
 fn first_str(body: &Value, pointers: &[&str]) -> Option<String> {
@@ -45,32 +50,53 @@ fn first_str(body: &Value, pointers: &[&str]) -> Option<String> {
     })
 }
 
+/// The wrap-up code a webhook body carries, if it is a wrap-up at all.
+pub fn wrapup_code_of(body: &Value) -> Option<String> {
+    first_str(
+        body,
+        &["/eventBody/wrapupCode", "/wrapupCode", "/wrapup/code"],
+    )
+}
+
 impl WrapupContext {
-    /// The context of a webhook body that carries a configured wrap-up code; `None` when the body
-    /// is not such a wrap-up. A configured wrap-up without a conversation or number is permanent.
-    pub fn from_body(body: &Value, rule: &SmsOnWrapup) -> Option<Result<Self>> {
-        let code = first_str(
-            body,
-            &["/eventBody/wrapupCode", "/wrapupCode", "/wrapup/code"],
-        )?;
-        rule.template_for(&code)?;
+    /// The context of a webhook body whose wrap-up `code` selects the template `template_key`. A
+    /// configured wrap-up without a conversation or number is permanent.
+    pub fn from_body(
+        body: &Value,
+        rule: &SmsOnWrapup,
+        code: String,
+        template_key: String,
+    ) -> Result<Self> {
         let Some(conversation) = conversation_id(body) else {
-            return Some(Err(Error::permanent(format!(
+            return Err(Error::permanent(format!(
                 "wrap-up {code} names no conversation"
-            ))));
+            )));
         };
         let Some(number) = rule.customer_number(body) else {
-            return Some(Err(Error::permanent(format!(
+            return Err(Error::permanent(format!(
                 "wrap-up {code} on conversation {conversation} carries no customer number"
-            ))));
+            )));
         };
         let contact = ["/eventBody/contact", "/contact"]
             .iter()
             .find_map(|p| body.pointer(p)?.as_object().cloned());
-        Some(Ok(Self {
+        let contact_ref = first_str(
+            body,
+            &["/eventBody/outboundContactListId", "/outboundContactListId"],
+        )
+        .zip(first_str(
+            body,
+            &["/eventBody/outboundContactId", "/outboundContactId"],
+        ))
+        .map(|(contact_list_id, contact_id)| ContactRef {
+            contact_list_id,
+            contact_id,
+        });
+        Ok(Self {
             conversation_id: conversation.to_owned(),
             participant_id: first_str(body, &["/eventBody/participantId", "/participantId"]),
             wrapup_code: code,
+            template_key,
             campaign_id: first_str(
                 body,
                 &[
@@ -81,11 +107,13 @@ impl WrapupContext {
             ),
             customer_number: number,
             contact,
-        }))
+            contact_ref,
+        })
     }
 }
 
-/// Sends the SMS for `context` (whose code `rule` lists) and records it.
+/// Sends the SMS for `context` (whose template `rule` holds) and records it. A template whose
+/// placeholders cannot all be filled sends nothing: the event is dead-lettered naming them.
 pub async fn run(
     context: &WrapupContext,
     key: &EventKey,
@@ -98,21 +126,40 @@ pub async fn run(
         write_rejection(context, "opted-out", "21610", deps).await?;
         return Ok(Outcome::new("rejected", "opted-out"));
     }
-    let template = rule.template_for(&context.wrapup_code).ok_or_else(|| {
+    let template = rule.template(&context.template_key).ok_or_else(|| {
         Error::permanent(format!(
             "no template for wrap-up code {}",
             context.wrapup_code
         ))
     })?;
+    let contact = match (&context.contact, &context.contact_ref) {
+        (None, Some(at)) if needs_contact(template) => {
+            let columns = deps
+                .genesys
+                .contact_columns(&at.contact_list_id, &at.contact_id)
+                .await?;
+            if columns.is_none() {
+                tracing::warn!(action = NAME, event_key = %key, contact_list_id = %at.contact_list_id, contact_id = %at.contact_id, "the outbound contact is gone from its list");
+            }
+            columns
+        }
+        (carried, _) => carried.clone(),
+    };
     let body = render(
         template,
         &TemplateValues {
             wrapup_code: &context.wrapup_code,
             conversation_id: &context.conversation_id,
             campaign_id: context.campaign_id.as_deref(),
-            contact: context.contact.as_ref(),
+            contact: contact.as_ref(),
         },
-    );
+    )
+    .map_err(|missing| {
+        Error::permanent(format!(
+            "wrap-up {} on conversation {}: not texted, {missing}",
+            context.wrapup_code, context.conversation_id
+        ))
+    })?;
     let sender = match (&rule.messaging_service_sid, &rule.from) {
         (Some(service), _) => Sender::MessagingService(service.clone()),
         (None, Some(from)) => Sender::From(from.clone()),
@@ -200,31 +247,40 @@ mod tests {
             .unwrap()
     }
 
+    fn context_of(body: &Value) -> Result<WrapupContext> {
+        let code = wrapup_code_of(body).unwrap();
+        WrapupContext::from_body(body, &rule(), code.clone(), code)
+    }
+
     #[test]
     fn a_configured_wrapup_yields_its_context() {
         let body = json!({"eventBody": {"conversationId": "c1", "participantId": "p1", "wrapupCode": "ININ-OUTBOUND-NO-ANSWER",
-            "addressTo": "tel:+14158675309", "outboundCampaignId": "camp"}, "contact": {"firstName": "Ada"}});
-        let context = WrapupContext::from_body(&body, &rule()).unwrap().unwrap();
+            "addressTo": "tel:+14158675309", "outboundCampaignId": "camp", "outboundContactListId": "l1", "outboundContactId": "k1"},
+            "contact": {"firstName": "Ada"}});
+        let context = context_of(&body).unwrap();
         assert_eq!(context.conversation_id, "c1");
         assert_eq!(context.participant_id.as_deref(), Some("p1"));
         assert_eq!(context.customer_number, "+14158675309");
         assert_eq!(context.campaign_id.as_deref(), Some("camp"));
         assert_eq!(context.contact.unwrap()["firstName"], "Ada");
+        assert_eq!(
+            context.contact_ref,
+            Some(ContactRef {
+                contact_list_id: "l1".into(),
+                contact_id: "k1".into()
+            })
+        );
     }
 
     #[test]
-    fn other_codes_are_not_applicable_and_missing_fields_are_permanent() {
-        let other = json!({"eventBody": {"conversationId": "c1", "wrapupCode": "Sale", "addressTo": "+14158675309"}});
-        assert!(WrapupContext::from_body(&other, &rule()).is_none());
-        assert!(WrapupContext::from_body(&json!({"a": 1}), &rule()).is_none());
+    fn bodies_without_a_code_are_no_wrapups_and_missing_fields_are_permanent() {
+        assert!(wrapup_code_of(&json!({"a": 1})).is_none());
+        assert_eq!(
+            wrapup_code_of(&json!({"eventBody": {"wrapupCode": "Sale"}})).as_deref(),
+            Some("Sale")
+        );
         let no_number =
             json!({"eventBody": {"conversationId": "c1", "wrapupCode": "ININ-OUTBOUND-NO-ANSWER"}});
-        assert_eq!(
-            WrapupContext::from_body(&no_number, &rule())
-                .unwrap()
-                .unwrap_err()
-                .class(),
-            "permanent"
-        );
+        assert_eq!(context_of(&no_number).unwrap_err().class(), "permanent");
     }
 }

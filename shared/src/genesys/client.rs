@@ -32,6 +32,37 @@ pub const MAX_ID_LEN: usize = 128;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How much of Genesys' error message is kept in our error.
 const MAX_DETAIL_CHARS: usize = 300;
+/// Entities asked for per page of a listing (Genesys' usual maximum).
+const PAGE_SIZE: u32 = 100;
+/// Pages read at most, so a server that never stops paging cannot hold an invocation.
+const MAX_PAGES: u32 = 50;
+
+/// A wrap-up code as Genesys lists it: events carry its `id`, people know its `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct WrapupCode {
+    /// The id `.acw` events carry: a UUID, or the literal id of a dialer system code.
+    pub id: String,
+    /// The name agents pick.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// One page of `GET /api/v2/routing/wrapupcodes` (the SDKs' `WrapupCodeEntityListing`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WrapupCodeListing {
+    #[serde(default)]
+    entities: Vec<WrapupCode>,
+    #[serde(default)]
+    page_count: Option<u32>,
+}
+
+/// The part of the SDKs' `DialerContact` the relay reads: the contact list's columns.
+#[derive(Deserialize)]
+struct DialerContact {
+    #[serde(default)]
+    data: serde_json::Map<String, serde_json::Value>,
+}
 
 /// A client of one Genesys Cloud organization. Build it once per cold start and share it (it is
 /// `Send + Sync`): the access token is cached inside, and concurrent callers wait for one token
@@ -102,55 +133,124 @@ impl GenesysClient {
         );
         let body = AttributesBody { attributes };
         let operation = "participant attributes update";
-
-        let mut token = self.token(None).await?;
-        let mut response = self.send_patch(&url, &body, &token).await?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            log_failure(operation, response.status(), response.headers());
-            tracing::info!(
-                "Genesys refused the access token; fetching a new one and retrying once"
-            );
-            token = self.token(Some(token.generation)).await?;
-            response = self.send_patch(&url, &body, &token).await?;
-            if response.status() == StatusCode::UNAUTHORIZED {
-                self.tokens.lock().await.discard(token.generation);
-                let status = response.status();
-                let headers = response.headers().clone();
-                log_failure(operation, status, &headers);
-                return Err(Error::permanent(format!(
-                    "Genesys {operation}: a newly issued access token was refused (HTTP 401); \
-                     check that GENESYS_REGION (or the base URL overrides) matches the OAuth \
-                     client's organization{}",
-                    correlation_suffix(&headers)
-                )));
-            }
-        }
-        if response.status().is_success() {
-            return Ok(());
-        }
-        let status = response.status();
-        let headers = response.headers().clone();
-        let answer = read_bounded(response).await;
-        log_failure(operation, status, &headers);
-        let detail =
-            ErrorDetail::parse(&answer).scrubbed(&[token.secret.expose_secret().to_owned()]);
-        Err(classify(operation, status, &headers, &detail))
+        let (response, token) = self
+            .authorized(operation, |token| {
+                self.http
+                    .patch(&url)
+                    .bearer_auth(token)
+                    .header(ACCEPT, "application/json")
+                    .json(&body)
+            })
+            .await?;
+        successful(operation, response, &token).await.map(drop)
     }
 
-    async fn send_patch(
+    /// Every wrap-up code of the organization (`GET /api/v2/routing/wrapupcodes`, page by page),
+    /// or those whose name matches `name` as Genesys' `name` filter understands it (not
+    /// necessarily exactly: callers compare names themselves). Needs `routing:wrapupCode:view`.
+    pub async fn wrapup_codes(&self, name: Option<&str>) -> Result<Vec<WrapupCode>> {
+        let operation = "wrap-up code listing";
+        let base = format!("{}/api/v2/routing/wrapupcodes", self.endpoints.api_base);
+        let mut codes = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut url = reqwest::Url::parse(&base).map_err(|e| {
+                Error::permanent(format!("Genesys {operation}: bad API base URL: {e}"))
+            })?;
+            url.query_pairs_mut()
+                .append_pair("pageSize", &PAGE_SIZE.to_string())
+                .append_pair("pageNumber", &page.to_string());
+            if let Some(name) = name {
+                url.query_pairs_mut().append_pair("name", name);
+            }
+            let (response, token) = self
+                .authorized(operation, |token| {
+                    self.http
+                        .get(url.clone())
+                        .bearer_auth(token)
+                        .header(ACCEPT, "application/json")
+                })
+                .await?;
+            let listing: WrapupCodeListing = read_json(operation, response, &token).await?;
+            let last =
+                listing.entities.is_empty() || listing.page_count.is_none_or(|count| page >= count);
+            codes.extend(listing.entities);
+            if last {
+                return Ok(codes);
+            }
+        }
+        Err(Error::permanent(format!(
+            "Genesys {operation}: more than {MAX_PAGES} pages of {PAGE_SIZE}"
+        )))
+    }
+
+    /// The columns of an outbound contact (`GET /api/v2/outbound/contactlists/{listId}/contacts/
+    /// {contactId}`, the `DialerContact`'s `data`), or `None` when Genesys no longer has it.
+    /// Needs `outbound:contact:view`.
+    pub async fn contact_columns(
         &self,
-        url: &str,
-        body: &AttributesBody<'_>,
-        token: &AccessToken,
-    ) -> Result<Response> {
-        self.http
-            .patch(url)
-            .bearer_auth(token.secret.expose_secret())
-            .header(ACCEPT, "application/json")
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| transport_error("participant attributes update", &e))
+        contact_list_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        check_id("contact list", contact_list_id)?;
+        check_id("contact", contact_id)?;
+        let operation = "outbound contact read";
+        let url = format!(
+            "{}/api/v2/outbound/contactlists/{contact_list_id}/contacts/{contact_id}",
+            self.endpoints.api_base
+        );
+        let (response, token) = self
+            .authorized(operation, |token| {
+                self.http
+                    .get(&url)
+                    .bearer_auth(token)
+                    .header(ACCEPT, "application/json")
+            })
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let contact: DialerContact = read_json(operation, response, &token).await?;
+        Ok(Some(contact.data))
+    }
+
+    /// Sends the request `build` makes with a valid access token; when Genesys refuses the token,
+    /// fetches a new one and sends once more. Answers whatever Genesys answered then, with the
+    /// token it was sent with (to scrub it from error details).
+    async fn authorized(
+        &self,
+        operation: &str,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<(Response, Arc<AccessToken>)> {
+        let send = |token: &AccessToken| {
+            let request = build(token.secret.expose_secret());
+            async move {
+                request
+                    .send()
+                    .await
+                    .map_err(|e| transport_error(operation, &e))
+            }
+        };
+        let token = self.token(None).await?;
+        let response = send(&token).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok((response, token));
+        }
+        log_failure(operation, response.status(), response.headers());
+        tracing::info!("Genesys refused the access token; fetching a new one and retrying once");
+        let token = self.token(Some(token.generation)).await?;
+        let response = send(&token).await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            self.tokens.lock().await.discard(token.generation);
+            let headers = response.headers().clone();
+            log_failure(operation, response.status(), &headers);
+            return Err(Error::permanent(format!(
+                "Genesys {operation}: a newly issued access token was refused (HTTP 401); \
+                 check that GENESYS_REGION (or the base URL overrides) matches the OAuth \
+                 client's organization{}",
+                correlation_suffix(&headers)
+            )));
+        }
+        Ok((response, token))
     }
 
     /// A usable access token: the cached one while fresh, else a new one. `refused` names the
@@ -288,6 +388,40 @@ fn misconfigured(credentials: &GenesysCredentials, reason: &str) -> Error {
     ))
 }
 
+/// The answer itself when it is a success, else the error it means for the caller.
+async fn successful(operation: &str, response: Response, token: &AccessToken) -> Result<Response> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let headers = response.headers().clone();
+    let answer = read_bounded(response).await;
+    log_failure(operation, status, &headers);
+    let detail = ErrorDetail::parse(&answer).scrubbed(&[token.secret.expose_secret().to_owned()]);
+    Err(classify(operation, status, &headers, &detail))
+}
+
+/// A successful answer's JSON body as `T`; a body of another shape is retryable (a proxy's page
+/// or a passing fault), never taken as an empty answer.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    operation: &str,
+    response: Response,
+    token: &AccessToken,
+) -> Result<T> {
+    let response = successful(operation, response, token).await?;
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(operation, &e))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        Error::retryable(format!(
+            "Genesys {operation}: the answer is not of the expected shape ({e}){}",
+            correlation_suffix(&headers)
+        ))
+    })
+}
+
 /// Refuses ids that are not plain Genesys ids, so no event can steer a request to another path.
 pub(crate) fn check_id(kind: &str, id: &str) -> Result<()> {
     let plain = !id.is_empty()
@@ -398,7 +532,7 @@ pub(crate) fn classify(
             retry_after: crate::http::retry_after(headers),
         },
         404 => Error::permanent(format!(
-            "Genesys {operation}: conversation or participant not found (HTTP 404){}",
+            "Genesys {operation}: not found (HTTP 404){}",
             correlation_suffix(headers)
         )),
         _ => Error::permanent(context),

@@ -119,10 +119,10 @@ impl Stack {
             ("RULES", RULES.into()),
         ]);
         let config = ProcessorConfig::from_env(&Env::from_fn(|k| env.get(k).cloned()))?;
-        let on_moto = Deps::new(config.clone(), &aws.sdk, http_client())?;
+        let on_moto = Deps::new(config.clone(), &aws.sdk, http_client()).await?;
         let stand_in = DynamoStandIn::start(TABLE, DYNAMODB_LATENCY, &aws.endpoint).await?;
         let stand_in_sdk = genesys_relay::aws::local(stand_in.base_url()).await;
-        let on_stand_in = Deps::new(config, &stand_in_sdk, http_client())?;
+        let on_stand_in = Deps::new(config, &stand_in_sdk, http_client()).await?;
         let Providers {
             twilio, genesys, ..
         } = providers;
