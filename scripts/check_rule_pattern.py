@@ -58,6 +58,7 @@ def cases():
         ("acw with a configured wrap-up code", sample("eventbridge-acw.json"), True),
         ("acw redelivered under a new id", sample("eventbridge-acw-redelivered.json"), True),
         ("acw with another wrap-up code", sample("eventbridge-acw-other-code.json"), False),
+        ("acw with an organization's code (its id) not in SmsWrapupCodes", sample("eventbridge-acw-org-code.json"), False),
         ("acw with a dialer code not configured",
          sample("eventbridge-acw.json", detail__eventBody__wrapupCode="ININ-OUTBOUND-BUSY"), False),
         ("customer.end topic", sample("eventbridge-customer-end.json"), False),

@@ -44,7 +44,15 @@ def time_to_live(ddb, table, props):
 
 
 def parameters(template):
-    return {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
+    """The template's defaults, with the caller's values from LOCAL_PARAMETERS (a JSON object of
+    parameter name to value, as `sam deploy --parameter-overrides` would give them)."""
+    params = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
+    overrides = json.loads(os.environ.get("LOCAL_PARAMETERS") or "{}")
+    unknown = sorted(set(overrides) - set(params))
+    if unknown:
+        sys.exit(f"LOCAL_PARAMETERS names parameters the template does not have: {', '.join(unknown)}")
+    params.update(overrides)
+    return params
 
 
 def resolve(node, params, created):

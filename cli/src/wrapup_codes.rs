@@ -6,12 +6,9 @@
 //! `GET /api/v2/routing/wrapupcodes` (RoutingApi.getRoutingWrapupcodes) through the same Genesys
 //! client and name resolution the functions use.
 
-use std::sync::Arc;
-
 use anyhow::{anyhow, bail, Context};
 use genesys_relay::genesys::{GenesysClient, GenesysCredentials, GenesysEndpoints, WrapupCode};
 use genesys_relay::rules::Rules;
-use genesys_relay::secrets::CachedSecret;
 use genesys_relay::wrapup_codes::WrapupTemplates;
 use serde_json::json;
 
@@ -42,11 +39,7 @@ pub async fn run(args: &Args, env: &GenesysEnv) -> anyhow::Result<Report> {
     let credentials = GenesysCredentials::new(id.clone(), secret.clone())
         .map_err(|e| anyhow!("GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET: {e}"))?;
     let http = genesys_relay::http::client().context("cannot build the HTTP client")?;
-    let client = GenesysClient::new(
-        http,
-        endpoints,
-        Arc::new(CachedSecret::fixed("GENESYS_CLIENT_ID", credentials)),
-    );
+    let client = GenesysClient::with_credentials(http, endpoints, credentials);
     let mut codes = client
         .wrapup_codes(None)
         .await

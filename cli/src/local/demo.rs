@@ -12,13 +12,22 @@ use serde_json::{json, Value};
 use super::stack::{project_root, ProcessorRuns, Stack, WEBHOOK_SECRET};
 use crate::output::{check_rows, checks_json, Check, Report};
 
-/// The rules the demo runs with: text the customer when a call wraps up unanswered.
-pub const RULES: &str = r#"{"smsOnWrapup": {"templates": {"ININ-OUTBOUND-NO-ANSWER": "Sorry we missed your call. Reply to this text to talk to us."}, "from": "+15005550006"}}"#;
+/// The rules the demo runs with: text the customer when a call wraps up unanswered (a dialer
+/// code, keyed by its literal id) or with the organization's "Callback Requested" code (keyed by
+/// its name, resolved to its id at start; the first name comes from the outbound contact list).
+pub const RULES: &str = r#"{"smsOnWrapup": {"templates": {
+    "ININ-OUTBOUND-NO-ANSWER": "Sorry we missed your call. Reply to this text to talk to us.",
+    "Callback Requested": "Hi {{contact.firstName|there}}, we will call you back."},
+  "from": "+15005550006"}}"#;
+
+/// What the EventBridge customer is texted: their first name from the local contact list.
+const CALLBACK_TEXT: &str = "Hi Grace, we will call you back.";
 
 /// The webhook's conversation and customer; the EventBridge samples in `events/` bring another.
 const WEBHOOK_CONVERSATION: &str = "3f0e9c7a-5b1d-4e2f-8a6c-9d0b1e2f3a4b";
 const EVENTBRIDGE_CONVERSATION: &str = "7f1c3a52-8a4b-4c1e-9d2f-0b6e5a1c9e11";
 const WEBHOOK_CUSTOMER: &str = "+14155550100";
+const EVENTBRIDGE_CUSTOMER: &str = "+14158675309";
 
 fn step(text: &str) {
     eprintln!("demo: {text}");
@@ -70,8 +79,8 @@ pub async fn run(port: u16) -> Result<Report> {
         answers.push(response.status().as_u16());
     }
 
-    step("putting .acw before .outbound on the local event bus (the wrap-up must wait for its context)");
-    for file in ["eventbridge-acw.json", "eventbridge-outbound.json"] {
+    step("putting .acw (\"Callback Requested\", by id) before .outbound on the local event bus (the wrap-up must wait for its context)");
+    for file in ["eventbridge-acw-org-code.json", "eventbridge-outbound.json"] {
         put_event(&http, &stack, &root.join("events").join(file)).await?;
     }
 
@@ -189,6 +198,21 @@ async fn report(stack: &Stack, answers: &[u16]) -> Result<Report> {
             sms.len().to_string(),
             "2 (webhook, EventBridge)",
             sms.len() == 2,
+        ),
+        Check::new(
+            "EventBridge text (code by name, contact list)",
+            format!(
+                "{:?}",
+                sms.iter()
+                    .filter(|m| m.to == EVENTBRIDGE_CUSTOMER)
+                    .map(|m| m.body.as_str())
+                    .collect::<Vec<_>>()
+            ),
+            format!("[{CALLBACK_TEXT:?}]"),
+            sms.iter()
+                .filter(|m| m.to == EVENTBRIDGE_CUSTOMER)
+                .map(|m| m.body.as_str())
+                .eq([CALLBACK_TEXT]),
         ),
         Check::new(
             "duplicates suppressed",

@@ -26,6 +26,7 @@ use relay_local::fakes::twilio::FakeTwilio;
 use relay_local::lambda_record;
 use relay_local::tcp_link::TcpLink;
 use serde::Deserialize;
+use serde_json::json;
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::http;
@@ -43,6 +44,9 @@ pub const STANDARD_WEBHOOKS_SECRET: &str = "whsec_Z2VuZXN5cy1yZWxheSBsb2NhbCB3ZW
 pub const BASIC_SECRET: &str = "relay:test-webhook-password";
 /// The local Genesys webhook secret under `bearer`: the token.
 pub const BEARER_SECRET: &str = "test-webhook-token";
+/// The id of the local organization's "Callback Requested" wrap-up code (as
+/// `events/eventbridge-acw-org-code.json` carries it).
+pub const CALLBACK_REQUESTED_ID: &str = "6f2d9c1e-4b7a-4e3f-8d5c-1a9b3e7f2c64";
 /// The sample webhook `relay send` is shown sending to the local receiver.
 pub const SAMPLE_WEBHOOK: &str = "events/receiver-genesys-webhook.json";
 
@@ -385,10 +389,13 @@ impl Stack {
             .await
             .context("starting the link to the local AWS")?;
         let endpoint = aws_link.url();
+        let genesys = local_genesys().await;
+        let parameters = json!({ "SmsWrapupCodes": sms_wrapup_codes(rules, &genesys).await? });
         let created = Command::new(&python)
             .arg(root.join("scripts/local_resources.py"))
             .arg(&endpoint)
             .env("LOCAL_GENESYS_WEBHOOK_SECRET", auth.secret())
+            .env("LOCAL_PARAMETERS", parameters.to_string())
             .output()
             .context("creating the stack's resources from template.yaml")?;
         if !created.status.success() {
@@ -407,7 +414,6 @@ impl Stack {
         )
         .await;
         twilio.send_status_callbacks(TWILIO_TOKEN);
-        let genesys = FakeGenesys::start("local-client", "local-secret", 3600).await;
         let receiver_url = format!("http://127.0.0.1:{port}");
 
         let settings = function_settings(
@@ -718,6 +724,49 @@ async fn feed_eventbridge_handler(
             }
         }
     }
+}
+
+/// The local Genesys organization: the OAuth client the local secrets name, and the directory the
+/// samples in `events/` refer to (the "Callback Requested" and "Sale" codes of
+/// `eventbridge-acw-org-code.json` and `eventbridge-acw-other-code.json`, the contact of
+/// `eventbridge-outbound.json`), so rules keyed by name and templates with contact columns work
+/// locally as they would against Genesys.
+async fn local_genesys() -> FakeGenesys {
+    let genesys = FakeGenesys::start("local-client", "local-secret", 3600).await;
+    genesys.add_wrapup_code(CALLBACK_REQUESTED_ID, "Callback Requested");
+    genesys.add_wrapup_code("0c5e2f7a-3b1d-4e8f-9a6c-2d4b8e1f7a30", "Sale");
+    genesys.add_contact(
+        "b8c9d0e1-f2a3-4b4c-9d5e-6f7a8b9c0d1e",
+        "c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4",
+        json!({"firstName": "Grace", "lastName": "Hopper", "phone": "+14158675309"}),
+    );
+    genesys
+}
+
+/// The `SmsWrapupCodes` the stack's rule filters on: the ids the rules' templates select, names
+/// resolved through the local Genesys as `relay genesys wrapup-codes` resolves them.
+async fn sms_wrapup_codes(rules: &str, genesys: &FakeGenesys) -> Result<String> {
+    let rules = genesys_relay::rules::Rules::parse(rules).map_err(|e| anyhow::anyhow!(e))?;
+    let Some(rule) = rules.sms_on_wrapup else {
+        return Ok("ININ-OUTBOUND-NO-ANSWER".to_owned());
+    };
+    let credentials = genesys_relay::genesys::GenesysCredentials::new(
+        "local-client",
+        secrecy::SecretString::from("local-secret".to_owned()),
+    )?;
+    let client = genesys_relay::genesys::GenesysClient::with_credentials(
+        genesys_relay::http::client()?,
+        genesys.endpoints(),
+        credentials,
+    );
+    let templates = genesys_relay::wrapup_codes::WrapupTemplates::new(&rule);
+    templates.resolve(&client).await?;
+    Ok(templates
+        .ids()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 #[cfg(test)]

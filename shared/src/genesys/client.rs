@@ -108,6 +108,21 @@ impl GenesysClient {
         }
     }
 
+    /// A client over credentials known up front (the CLI's environment, the local stack): they are
+    /// never read again, so a refused client fails at once.
+    pub fn with_credentials(
+        http: reqwest::Client,
+        endpoints: GenesysEndpoints,
+        credentials: GenesysCredentials,
+    ) -> Self {
+        let label = format!("OAuth client {}", credentials.client_id);
+        Self::new(
+            http,
+            endpoints,
+            Arc::new(CachedSecret::fixed(label, credentials)),
+        )
+    }
+
     /// The endpoints this client talks to, for startup logs.
     pub fn endpoints(&self) -> &GenesysEndpoints {
         &self.endpoints
