@@ -16,7 +16,8 @@ use crate::rules::Rules;
 /// Largest body the receiver accepts unless `MAX_BODY_BYTES` says otherwise (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Bodies above this size go to S3 and travel as a claim check: SQS takes at most 256 KiB,
-/// attributes included.
+/// attributes included (the queue also claim-checks any body that would pass that limit with its
+/// attributes, or that holds characters SQS refuses).
 pub const DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES: usize = 240 * 1024;
 /// Default age after which a cached secret is read again (the Powertools default).
 pub const DEFAULT_SECRETS_MAX_AGE: Duration = Duration::from_secs(300);
@@ -124,17 +125,34 @@ impl Default for SecretsPolicy {
     }
 }
 
+/// How long "this event's SMS was sent" is remembered by default: the main queue's retention
+/// (4 days) + the dead-letter queue's (14 days) + 14 days to replay from an archive + 3 days of
+/// margin. A redrive or replay within it finds the SMS sent and sends nothing.
+pub const DEFAULT_SMS_WINDOW: Duration = Duration::from_secs(35 * 24 * 3600);
+
+/// The shortest SMS window accepted: queue + dead-letter queue retention, the longest an event
+/// can wait in the pipeline before a redrive brings it back.
+pub const MIN_SMS_WINDOW: Duration = Duration::from_secs(18 * 24 * 3600);
+
+/// How long a failing event is retried by default before it is dead-lettered with its reason.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(6 * 3600);
+
+/// The longest retry budget accepted: well inside the main queue's 4-day retention, so SQS never
+/// drops a message that is still being retried.
+pub const MAX_RETRY_BUDGET: Duration = Duration::from_secs(3 * 24 * 3600);
+
 /// Everything the receiver needs to know, validated.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
     /// The main queue (`QUEUE_URL`); a `.fifo` URL turns on message groups and deduplication ids.
     pub queue_url: String,
-    /// Bucket for claim checks of bodies too large for SQS (`CLAIM_CHECK_BUCKET`); without it such
-    /// bodies are refused with 413.
+    /// Bucket for claim checks of bodies SQS cannot carry, too large or holding characters SQS
+    /// refuses (`CLAIM_CHECK_BUCKET`); without it such bodies are refused with 413.
     pub claim_check_bucket: Option<String>,
     /// Largest accepted body (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
-    /// Bodies above this size go to S3 (`CLAIM_CHECK_THRESHOLD_BYTES`).
+    /// Bodies above this size go to S3 (`CLAIM_CHECK_THRESHOLD_BYTES`), as do bodies that would
+    /// not fit in one SQS message with their attributes.
     pub claim_check_threshold_bytes: usize,
     /// How Genesys webhooks authenticate (`GENESYS_WEBHOOK_AUTH` and its options).
     pub genesys_auth: Scheme,
@@ -145,7 +163,8 @@ pub struct ReceiverConfig {
     /// The public URL prefix Twilio calls (`PUBLIC_BASE_URL`), needed behind a custom domain;
     /// without it the URL is rebuilt from the request's Host header.
     pub public_base_url: Option<String>,
-    /// How the dedup key is derived from a Genesys webhook body (`EVENT_KEY_POINTERS`).
+    /// How the dedup key is derived from a Genesys webhook body (`EVENT_KEY_POINTERS`); the
+    /// `webhook-id` header takes part only under `standard-webhooks`, which signs it.
     pub event_key: EventKeyRule,
     /// Secret caching (`SECRETS_MAX_AGE_SECS`, `SECRETS_REFRESH_MIN_INTERVAL_SECS`).
     pub secrets: SecretsPolicy,
@@ -367,6 +386,9 @@ pub struct ActionsConfig {
     pub idempotency_window: Duration,
     /// How long an SMS ledger record lives (`SMS_RECORD_TTL_SECS`).
     pub sms_record_ttl: Duration,
+    /// How long "this event's SMS was sent" is remembered (`SMS_IDEMPOTENCY_WINDOW_SECS`): longer
+    /// than every path back into the pipeline, so no redrive or replay texts a customer twice.
+    pub sms_window: Duration,
     /// What triggers what (`RULES` inline JSON or `RULES_FILE`).
     pub rules: Rules,
     /// Secret caching.
@@ -415,6 +437,17 @@ impl ActionsConfig {
             }
             (None, None) => Rules::default(),
         };
+        let sms_window = env.seconds("SMS_IDEMPOTENCY_WINDOW_SECS", DEFAULT_SMS_WINDOW)?;
+        if sms_window < MIN_SMS_WINDOW {
+            return Err(ConfigError {
+                name: "SMS_IDEMPOTENCY_WINDOW_SECS",
+                problem: format!(
+                    "must be at least {} (18 days: the main queue's 4 days of retention plus the \
+                     dead-letter queue's 14, during which a redrive can bring an event back)",
+                    MIN_SMS_WINDOW.as_secs()
+                ),
+            });
+        }
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             twilio_secret_arn: env.required("TWILIO_SECRET_ARN")?,
@@ -429,6 +462,7 @@ impl ActionsConfig {
             )?,
             sms_record_ttl: env
                 .seconds("SMS_RECORD_TTL_SECS", Duration::from_secs(7 * 24 * 3600))?,
+            sms_window,
             rules,
             secrets: SecretsPolicy::from_env(env)?,
             egress: EgressPolicy::new(
@@ -457,6 +491,9 @@ pub struct ProcessorConfig {
     pub concurrency: usize,
     /// Longest visibility backoff after a retryable failure (`MAX_BACKOFF_SECS`).
     pub max_backoff: Duration,
+    /// How long an event keeps being retried, counted from when it was queued
+    /// (`RETRY_BUDGET_SECS`); then it is dead-lettered with its last reason.
+    pub retry_budget: Duration,
     /// Action settings.
     pub actions: ActionsConfig,
 }
@@ -482,11 +519,24 @@ impl ProcessorConfig {
                 problem: "must be at most 43200 (the SQS visibility limit)".into(),
             });
         }
+        let retry_budget = env.seconds("RETRY_BUDGET_SECS", DEFAULT_RETRY_BUDGET)?;
+        if retry_budget > MAX_RETRY_BUDGET || retry_budget < max_backoff {
+            return Err(ConfigError {
+                name: "RETRY_BUDGET_SECS",
+                problem: format!(
+                    "must be from MAX_BACKOFF_SECS ({}) to {} (3 days, inside the queue's 4-day \
+                     retention)",
+                    max_backoff.as_secs(),
+                    MAX_RETRY_BUDGET.as_secs()
+                ),
+            });
+        }
         Ok(Self {
             queue_url: env.required("QUEUE_URL")?,
             dlq_url: env.required("DLQ_URL")?,
             concurrency,
             max_backoff,
+            retry_budget,
             actions: ActionsConfig::from_env(env)?,
         })
     }

@@ -78,19 +78,27 @@ impl<'de> Deserialize<'de> for EventTime {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EventKey(String);
 
+/// Prefix of hashed keys; a readable key never starts with it, so the two kinds cannot meet.
+const HASHED: &str = "sha256:";
+
 impl EventKey {
     /// Longest key SQS accepts as a deduplication id.
     pub const MAX_LEN: usize = 128;
 
     /// A key from readable parts, kept readable when it fits and hashed when it does not.
+    ///
+    /// Distinct non-empty lists of parts give distinct keys: each part has its `%` and `:`
+    /// percent-escaped (`%25`, `%3A`) before the parts are joined with `:`, so `["x:y", "z"]` and
+    /// `["x", "y:z"]` no longer meet, while ids, numbers and dotted names read as they are. A
+    /// joined text that is empty, unprintable, longer than [`Self::MAX_LEN`] or that would look
+    /// like a hashed key is replaced by `sha256:<hex of the joined text>`.
     pub fn from_parts<S: AsRef<str>>(parts: &[S]) -> Self {
         let joined = parts
             .iter()
-            .map(AsRef::as_ref)
+            .map(|part| escape(part.as_ref()))
             .collect::<Vec<_>>()
             .join(":");
-        let printable = joined.bytes().all(|b| b.is_ascii_graphic());
-        if !joined.is_empty() && printable && joined.len() <= Self::MAX_LEN {
+        if Self::is_valid(&joined) && !joined.starts_with(HASHED) {
             EventKey(joined)
         } else {
             Self::digest(joined.as_bytes())
@@ -99,12 +107,35 @@ impl EventKey {
 
     /// A key that is the SHA-256 of the given bytes, for content with no id of its own.
     pub fn digest(bytes: &[u8]) -> Self {
-        EventKey(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+        EventKey(format!("{HASHED}{}", hex::encode(Sha256::digest(bytes))))
+    }
+
+    /// A key read back from where an earlier [`EventKey`] was stored (a message attribute): kept
+    /// verbatim, since escaping it again would change it; hashed only if it is not a valid key.
+    pub fn from_stored(stored: &str) -> Self {
+        if Self::is_valid(stored) {
+            EventKey(stored.to_owned())
+        } else {
+            Self::digest(stored.as_bytes())
+        }
     }
 
     /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    fn is_valid(key: &str) -> bool {
+        !key.is_empty() && key.len() <= Self::MAX_LEN && key.bytes().all(|b| b.is_ascii_graphic())
+    }
+}
+
+/// One part of a joined key, with the separator and the escape character escaped.
+fn escape(part: &str) -> std::borrow::Cow<'_, str> {
+    if part.contains(['%', ':']) {
+        part.replace('%', "%25").replace(':', "%3A").into()
+    } else {
+        part.into()
     }
 }
 
@@ -115,7 +146,8 @@ impl std::fmt::Display for EventKey {
 }
 
 /// How a webhook's event key is derived: configured JSON pointers into the body when they all
-/// resolve, else the Standard Webhooks `webhook-id` header, else the SHA-256 of the raw body.
+/// resolve, else an event id the signature covers (the Standard Webhooks `webhook-id`), else the
+/// SHA-256 of the raw body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventKeyRule {
     pointers: Vec<String>,
@@ -139,7 +171,13 @@ impl EventKeyRule {
     }
 
     /// The key for one webhook.
-    pub fn derive(&self, body: &Value, webhook_id: Option<&str>, raw: &[u8]) -> EventKey {
+    ///
+    /// `signed_id` must be an id the request's signature covers (the Standard Webhooks
+    /// `webhook-id`), or `None`: an unsigned header would let anyone holding one captured request
+    /// replay it as a new event by changing the id. A pointer that is missing, `null`, empty or not
+    /// a scalar does not resolve, and then the whole rule gives way: an absent value is never
+    /// keyed as an empty one.
+    pub fn derive(&self, body: &Value, signed_id: Option<&str>, raw: &[u8]) -> EventKey {
         if !self.pointers.is_empty() {
             let parts: Option<Vec<String>> = self
                 .pointers
@@ -150,7 +188,7 @@ impl EventKeyRule {
                 return EventKey::from_parts(&parts);
             }
         }
-        match webhook_id.map(str::trim).filter(|id| !id.is_empty()) {
+        match signed_id.map(str::trim).filter(|id| !id.is_empty()) {
             Some(id) => EventKey::from_parts(&[id]),
             None => EventKey::digest(raw),
         }
@@ -224,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn webhook_id_then_body_hash_are_the_fallbacks() {
+    fn signed_id_then_body_hash_are_the_fallbacks() {
         let rule = EventKeyRule::parse("/missing").unwrap();
         let body = json!({"a": 1});
         assert_eq!(
@@ -251,6 +289,69 @@ mod tests {
             assert!(key.as_str().len() <= EventKey::MAX_LEN);
         }
         assert!(EventKeyRule::parse("eventBody").is_err());
+    }
+
+    #[test]
+    fn joined_parts_never_collide() {
+        let a = EventKey::from_parts(&["x:y", "z"]);
+        let b = EventKey::from_parts(&["x", "y:z"]);
+        assert_ne!(a, b);
+        assert_eq!(a.as_str(), "x%3Ay:z");
+        assert_eq!(b.as_str(), "x:y%3Az");
+        // The escape character is escaped too, so an escaped-looking value stays distinct.
+        assert_ne!(
+            EventKey::from_parts(&["x%3Ay", "z"]),
+            EventKey::from_parts(&["x:y", "z"])
+        );
+        // Arity counts: a trailing empty part is not the same as no part.
+        assert_ne!(
+            EventKey::from_parts(&["x", ""]),
+            EventKey::from_parts(&["x"])
+        );
+        // A readable key cannot pose as the hash of something else.
+        let body_hash = EventKey::digest(b"{}");
+        let hex = &body_hash.as_str()["sha256:".len()..];
+        assert_ne!(EventKey::from_parts(&["sha256", hex]), body_hash);
+        // Long joins are hashed over the escaped text, so they stay apart as well.
+        let long = "y".repeat(150);
+        assert_ne!(
+            EventKey::from_parts(&[format!("x:{long}").as_str(), "z"]),
+            EventKey::from_parts(&["x", format!("{long}:z").as_str()])
+        );
+        // Ids, numbers and dotted names read as before.
+        assert_eq!(
+            EventKey::from_parts(&["c1", "1649237504949", "v2.detail.acw"]).as_str(),
+            "c1:1649237504949:v2.detail.acw"
+        );
+    }
+
+    #[test]
+    fn pointer_values_that_would_join_alike_give_distinct_keys() {
+        let rule = EventKeyRule::parse("/a,/b").unwrap();
+        let first = rule.derive(&json!({"a": "x:y", "b": "z"}), None, b"1");
+        let second = rule.derive(&json!({"a": "x", "b": "y:z"}), None, b"2");
+        assert_ne!(first, second);
+        // A missing value and an empty one both give way to the body hash: neither is keyed.
+        let missing = rule.derive(&json!({"a": "x"}), None, br#"{"a":"x"}"#);
+        let empty = rule.derive(&json!({"a": "x", "b": ""}), None, br#"{"a":"x","b":""}"#);
+        assert_eq!(missing, EventKey::digest(br#"{"a":"x"}"#));
+        assert_eq!(empty, EventKey::digest(br#"{"a":"x","b":""}"#));
+        assert_ne!(missing, empty);
+    }
+
+    #[test]
+    fn a_stored_key_reads_back_as_itself() {
+        for key in [
+            EventKey::from_parts(&["x:y", "z"]),
+            EventKey::from_parts(&["c1", "42"]),
+            EventKey::digest(b"{}"),
+        ] {
+            assert_eq!(EventKey::from_stored(key.as_str()), key);
+        }
+        assert!(EventKey::from_stored("not a key")
+            .as_str()
+            .starts_with("sha256:"));
+        assert!(EventKey::from_stored("").as_str().starts_with("sha256:"));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The SQS message envelope: what the receiver stores and the processor reads back.
 //!
 //! The body is the payload exactly as received, so signatures and hashes stay checkable
-//! downstream; everything else rides in message attributes. A body too large for SQS is put in S3
-//! and the message carries a claim check instead. Sending is all-or-nothing from the caller's view:
-//! any failure is `Retryable`, so the receiver answers 503 and the sender tries again.
+//! downstream; everything else rides in message attributes. A body SQS cannot carry (too large
+//! with its attributes, or holding characters SQS refuses) is put in S3 and the message carries a
+//! claim check instead. Every value that reaches SQS is kept within SQS's limits here, so a message
+//! never fails at `SendMessage` for its content: a send failure is `Retryable` (the receiver
+//! answers 503 and the sender tries again), and a body that cannot be carried at all is `Rejected`.
 
 use std::collections::HashMap;
 
@@ -14,7 +16,7 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Rejection, Result};
 use crate::event::EventKey;
 
 /// Attribute names; SQS allows letters, digits, `-`, `_` and `.`.
@@ -35,6 +37,43 @@ pub mod attr {
 
 /// Prefix of claim-check objects in the bucket (the template's lifecycle rule expires it).
 pub const CLAIM_CHECK_PREFIX: &str = "claim-checks/";
+
+/// The largest SQS message, body and attributes (name, type and value) together. Queues may be
+/// configured larger today, but this is the limit every queue honours.
+pub const SQS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Longest id put in an attribute or a message group id (SQS's limit for group ids).
+pub const MAX_ID_LEN: usize = 128;
+
+/// The data type of every attribute this module writes.
+const STRING: &str = "String";
+
+/// `value` made safe to carry as an id (correlation id, message group id): kept when it is 1 to
+/// [`MAX_ID_LEN`] visible ASCII characters, else replaced by `sha256:<hex of it>`, which stays
+/// traceable (hash the id you are looking for) while an over-long or control-laden value never
+/// reaches SQS. `None` when it is blank: SQS refuses empty attribute values.
+pub fn bounded_id(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        None
+    } else if value.len() <= MAX_ID_LEN && value.bytes().all(|b| b.is_ascii_graphic()) {
+        Some(value.to_owned())
+    } else {
+        Some(format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(value.as_bytes()))
+        ))
+    }
+}
+
+/// The first character SQS refuses in a message body, with its byte offset. SQS takes only
+/// `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF` (XML's characters); a Rust
+/// string holds no surrogates, so the C0 controls and U+FFFE / U+FFFF are what remain.
+pub fn refused_char(body: &str) -> Option<(usize, char)> {
+    body.char_indices().find(|&(_, c)| {
+        !matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+    })
+}
 
 /// Where an event came from, which decides how the processor reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +147,7 @@ pub enum Payload {
     ClaimCheck(ClaimCheck),
 }
 
-/// Sends envelopes to the main queue, with S3 for large bodies.
+/// Sends envelopes to the main queue, with S3 for bodies SQS cannot carry.
 #[derive(Debug, Clone)]
 pub struct QueueSender {
     sqs: aws_sdk_sqs::Client,
@@ -120,7 +159,7 @@ pub struct QueueSender {
 
 impl QueueSender {
     /// A sender for `queue_url`; `claim_checks` is the S3 client and bucket for bodies over
-    /// `inline_max` bytes.
+    /// `inline_max` bytes and for any other body SQS cannot carry (see [`Self::send`]).
     pub fn new(
         sqs: aws_sdk_sqs::Client,
         queue_url: impl Into<String>,
@@ -138,7 +177,8 @@ impl QueueSender {
     }
 
     /// The largest body this sender can queue, given the receiver's own `limit`: without a
-    /// claim-check bucket, nothing larger than one SQS message.
+    /// claim-check bucket, nothing larger than one SQS message. A cheap first bound only: `send`
+    /// still refuses a body that is over the limit once its attributes are counted.
     pub fn max_body(&self, limit: usize) -> usize {
         match self.claim_checks {
             Some(_) => limit,
@@ -147,11 +187,39 @@ impl QueueSender {
     }
 
     /// Stores one event; returns only once SQS has accepted it.
+    ///
+    /// The body goes inline when it is at most the claim-check threshold, fits in
+    /// [`SQS_MAX_MESSAGE_BYTES`] together with its attributes, and holds only characters SQS
+    /// takes; otherwise it goes to S3 behind a claim check. Without a claim-check bucket such a
+    /// body is `Rejected` as too large to carry (413), never retried against a queue that would
+    /// refuse it forever.
     pub async fn send(&self, envelope: &Envelope, body: String) -> Result<()> {
-        let payload = if body.len() <= self.inline_max {
+        let inline_size = body.len() + attributes_size(&attribute_pairs(envelope, false)?);
+        let refused = refused_char(&body);
+        let payload = if body.len() <= self.inline_max
+            && inline_size <= SQS_MAX_MESSAGE_BYTES
+            && refused.is_none()
+        {
             Payload::Inline(body)
+        } else if let Some((s3, bucket)) = &self.claim_checks {
+            Payload::ClaimCheck(put_claim_check(s3, bucket, envelope, body).await?)
         } else {
-            Payload::ClaimCheck(self.put_claim_check(envelope, body).await?)
+            let why = match refused {
+                Some((at, c)) => format!(
+                    "body holds U+{:04X} at byte {at}, which an SQS message cannot carry",
+                    u32::from(c)
+                ),
+                None => format!(
+                    "body is {} bytes ({inline_size} with its message attributes); a queue message \
+                     takes at most {}",
+                    body.len(),
+                    self.inline_max.min(SQS_MAX_MESSAGE_BYTES)
+                ),
+            };
+            return Err(Error::rejected(
+                Rejection::PayloadTooLarge,
+                format!("{why}, and no claim-check bucket is configured"),
+            ));
         };
         let (message_body, attributes) = encode(envelope, &payload)?;
         let mut request = self
@@ -161,8 +229,10 @@ impl QueueSender {
             .message_body(message_body)
             .set_message_attributes(Some(attributes));
         if self.fifo {
+            let group = bounded_id(&envelope.group_id)
+                .unwrap_or_else(|| envelope.event_key.as_str().to_owned());
             request = request
-                .message_group_id(&envelope.group_id)
+                .message_group_id(group)
                 .message_deduplication_id(envelope.event_key.as_str());
         }
         request.send().await.map_err(|e| {
@@ -173,44 +243,70 @@ impl QueueSender {
         })?;
         Ok(())
     }
-
-    async fn put_claim_check(&self, envelope: &Envelope, body: String) -> Result<ClaimCheck> {
-        let Some((s3, bucket)) = &self.claim_checks else {
-            return Err(Error::permanent(
-                "body exceeds the SQS limit and no claim-check bucket is configured",
-            ));
-        };
-        let sha256 = hex::encode(Sha256::digest(body.as_bytes()));
-        // Content-addressed: a retried delivery of the same body rewrites the same object.
-        let key = format!("{CLAIM_CHECK_PREFIX}{sha256}");
-        let size = body.len();
-        s3.put_object()
-            .bucket(bucket)
-            .key(&key)
-            .content_type(&envelope.content_type)
-            .body(ByteStream::from(body.into_bytes()))
-            .send()
-            .await
-            .map_err(|e| {
-                Error::retryable(format!(
-                    "S3 did not store the claim check: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                ))
-            })?;
-        Ok(ClaimCheck {
-            bucket: bucket.clone(),
-            key,
-            size,
-            sha256,
-        })
-    }
 }
 
-/// The SQS body and attributes for an envelope and its payload.
+/// Stores `body` in the claim-check bucket, under a key derived from its content.
+async fn put_claim_check(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    envelope: &Envelope,
+    body: String,
+) -> Result<ClaimCheck> {
+    let sha256 = hex::encode(Sha256::digest(body.as_bytes()));
+    // Content-addressed: a retried delivery of the same body rewrites the same object.
+    let key = format!("{CLAIM_CHECK_PREFIX}{sha256}");
+    let size = body.len();
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type(&envelope.content_type)
+        .body(ByteStream::from(body.into_bytes()))
+        .send()
+        .await
+        .map_err(|e| {
+            Error::retryable(format!(
+                "S3 did not store the claim check: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    Ok(ClaimCheck {
+        bucket: bucket.to_owned(),
+        key,
+        size,
+        sha256,
+    })
+}
+
+/// The SQS body and attributes for an envelope and its payload. The correlation id is passed
+/// through [`bounded_id`], so no caller can put an unbounded value in an attribute.
 pub fn encode(
     envelope: &Envelope,
     payload: &Payload,
 ) -> Result<(String, HashMap<String, MessageAttributeValue>)> {
+    let (body, claim_check) = match payload {
+        Payload::Inline(body) => (body.clone(), false),
+        Payload::ClaimCheck(check) => (
+            serde_json::to_string(check)
+                .map_err(|e| Error::permanent(format!("cannot encode claim check: {e}")))?,
+            true,
+        ),
+    };
+    let attributes = attribute_pairs(envelope, claim_check)?
+        .into_iter()
+        .map(|(name, value)| {
+            let value = MessageAttributeValue::builder()
+                .data_type(STRING)
+                .string_value(value)
+                .build()
+                .map_err(|e| Error::permanent(format!("attribute {name}: {e}")))?;
+            Ok((name.to_owned(), value))
+        })
+        .collect::<Result<_>>()?;
+    Ok((body, attributes))
+}
+
+/// The attribute names and values [`encode`] writes.
+fn attribute_pairs(envelope: &Envelope, claim_check: bool) -> Result<Vec<(&'static str, String)>> {
     let received_at = envelope
         .received_at
         .format(&Rfc3339)
@@ -221,29 +317,21 @@ pub fn encode(
         (attr::RECEIVED_AT, received_at),
         (attr::CONTENT_TYPE, envelope.content_type.clone()),
     ];
-    if let Some(id) = &envelope.correlation_id {
-        pairs.push((attr::CORRELATION_ID, id.clone()));
+    if let Some(id) = envelope.correlation_id.as_deref().and_then(bounded_id) {
+        pairs.push((attr::CORRELATION_ID, id));
     }
-    let body = match payload {
-        Payload::Inline(body) => body.clone(),
-        Payload::ClaimCheck(check) => {
-            pairs.push((attr::CLAIM_CHECK, "s3".to_owned()));
-            serde_json::to_string(check)
-                .map_err(|e| Error::permanent(format!("cannot encode claim check: {e}")))?
-        }
-    };
-    let attributes = pairs
-        .into_iter()
-        .map(|(name, value)| {
-            let value = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|e| Error::permanent(format!("attribute {name}: {e}")))?;
-            Ok((name.to_owned(), value))
-        })
-        .collect::<Result<_>>()?;
-    Ok((body, attributes))
+    if claim_check {
+        pairs.push((attr::CLAIM_CHECK, "s3".to_owned()));
+    }
+    Ok(pairs)
+}
+
+/// What attributes add to a message's size: SQS counts each one's name, type and value.
+fn attributes_size(pairs: &[(&str, String)]) -> usize {
+    pairs
+        .iter()
+        .map(|(name, value)| name.len() + STRING.len() + value.len())
+        .sum()
 }
 
 /// Reads a message back; `attribute` looks up a string attribute by name. A message that does not
@@ -255,7 +343,7 @@ pub fn decode(
     let required = |name: &str| {
         attribute(name).ok_or_else(|| Error::permanent(format!("message has no {name} attribute")))
     };
-    let event_key = EventKey::from_parts(&[required(attr::EVENT_KEY)?]);
+    let event_key = EventKey::from_stored(&required(attr::EVENT_KEY)?);
     let source_raw = required(attr::SOURCE)?;
     let source = Source::parse(&source_raw)
         .ok_or_else(|| Error::permanent(format!("unknown source {source_raw:?}")))?;
@@ -275,7 +363,10 @@ pub fn decode(
         source,
         received_at,
         content_type: required(attr::CONTENT_TYPE)?,
-        correlation_id: attribute(attr::CORRELATION_ID),
+        // Bounded as `encode` bounds it, so a decoded envelope encodes to the same message.
+        correlation_id: attribute(attr::CORRELATION_ID)
+            .as_deref()
+            .and_then(bounded_id),
     };
     Ok((envelope, payload))
 }
@@ -324,6 +415,80 @@ mod tests {
             assert_eq!(decoded.received_at, envelope().received_at);
             assert_eq!(decoded.correlation_id.as_deref(), Some("corr"));
         }
+    }
+
+    #[test]
+    fn ids_are_kept_hashed_or_dropped() {
+        assert_eq!(bounded_id(" corr-1 ").as_deref(), Some("corr-1"));
+        assert_eq!(bounded_id("  "), None);
+        let hashed = |v: &str| format!("sha256:{}", hex::encode(Sha256::digest(v.as_bytes())));
+        for bad in [
+            "x".repeat(MAX_ID_LEN + 1),
+            "a b".into(),
+            "bad\u{1}id".into(),
+            "é".into(),
+        ] {
+            assert_eq!(bounded_id(&bad), Some(hashed(&bad)), "{bad:?}");
+        }
+        let max = "x".repeat(MAX_ID_LEN);
+        assert_eq!(bounded_id(&max).as_deref(), Some(max.as_str()));
+        // Idempotent, so a decoded envelope encodes to the same attributes.
+        let once = bounded_id(&"x".repeat(500)).unwrap();
+        assert_eq!(bounded_id(&once).as_deref(), Some(once.as_str()));
+    }
+
+    #[test]
+    fn characters_sqs_refuses_are_found() {
+        assert_eq!(
+            refused_char("{\"a\":\"tab\there\r\n\u{D7FF}\u{E000}\u{FFFD}\u{10FFFF}\"}"),
+            None
+        );
+        assert_eq!(refused_char("ab\u{FFFF}"), Some((2, '\u{FFFF}')));
+        assert_eq!(refused_char("\u{FFFE}"), Some((0, '\u{FFFE}')));
+        assert_eq!(refused_char("a=\u{1}"), Some((2, '\u{1}')));
+        assert_eq!(refused_char("\u{0}"), Some((0, '\u{0}')));
+        assert_eq!(refused_char("\u{B}"), Some((0, '\u{B}')));
+    }
+
+    #[test]
+    fn an_unbounded_correlation_id_never_reaches_an_attribute() {
+        let mut long = envelope();
+        long.correlation_id = Some("c".repeat(10_000));
+        let (body, attrs) = encode(&long, &Payload::Inline("{}".into())).unwrap();
+        let stored = lookup(&attrs)(attr::CORRELATION_ID).unwrap();
+        assert!(stored.starts_with("sha256:") && stored.len() <= MAX_ID_LEN);
+        let (decoded, _) = decode(&body, lookup(&attrs)).unwrap();
+        assert_eq!(decoded.correlation_id.as_deref(), Some(stored.as_str()));
+        // A blank one is left out rather than sent empty, which SQS refuses.
+        long.correlation_id = Some(" ".into());
+        let (_, attrs) = encode(&long, &Payload::Inline("{}".into())).unwrap();
+        assert!(!attrs.contains_key(attr::CORRELATION_ID));
+        // The size SQS counts is name, type and value of each attribute.
+        let pairs = attribute_pairs(&envelope(), false).unwrap();
+        let counted: usize = attrs_len(
+            &encode(&envelope(), &Payload::Inline("{}".into()))
+                .unwrap()
+                .1,
+        );
+        assert_eq!(attributes_size(&pairs), counted);
+    }
+
+    fn attrs_len(attrs: &HashMap<String, MessageAttributeValue>) -> usize {
+        attrs
+            .iter()
+            .map(|(name, v)| {
+                name.len() + v.data_type().len() + v.string_value().unwrap_or("").len()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_stored_event_key_is_read_back_verbatim() {
+        let mut escaped = envelope();
+        escaped.event_key = EventKey::from_parts(&["x:y", "z"]);
+        let (body, attrs) = encode(&escaped, &Payload::Inline("{}".into())).unwrap();
+        let (decoded, _) = decode(&body, lookup(&attrs)).unwrap();
+        assert_eq!(decoded.event_key, escaped.event_key);
     }
 
     #[test]

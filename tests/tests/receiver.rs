@@ -388,19 +388,25 @@ async fn standard_webhooks_use_the_webhook_id_as_the_event_key() {
     )
     .await;
     let body = r#"{"eventBody":{"conversationId":"c7"}}"#;
-    let send = |timestamp: i64| {
-        let signature =
-            sign::standard_webhooks(secret, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", timestamp, body);
+    let send_as = |id: &str, signed_id: &str, timestamp: i64| {
+        let signature = sign::standard_webhooks(secret, signed_id, timestamp, body);
         http_api_request(
             "POST",
             "/webhooks/genesys",
             &[
                 ("content-type", "application/json"),
-                ("webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"),
+                ("webhook-id", id),
                 ("webhook-timestamp", &timestamp.to_string()),
                 ("webhook-signature", &signature),
             ],
             body,
+        )
+    };
+    let send = |timestamp: i64| {
+        send_as(
+            "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+            "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+            timestamp,
         )
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -415,6 +421,20 @@ async fn standard_webhooks_use_the_webhook_id_as_the_event_key() {
         401,
         "a replayed timestamp is refused"
     );
+    // The id is signed: another id on the same captured signature is refused, and only a
+    // message the sender signed under a new id is a new event.
+    assert_eq!(
+        handle(
+            send_as("msg_forged", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now),
+            &stack.deps
+        )
+        .await
+        .status(),
+        401
+    );
+    let response = handle(send_as("msg_second", "msg_second", now), &stack.deps).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(body_json(&response)["id"], "msg_second");
 }
 
 #[tokio::test]
@@ -451,4 +471,257 @@ async fn basic_auth_and_rest_api_events_are_served() {
     let health = handle(http_api_request("GET", "/health", &[], ""), &stack.deps).await;
     assert_eq!(health.status(), 200);
     assert_eq!(stack.aws.messages(&stack.queue_url).await.len(), 1);
+}
+
+/// A signed Genesys webhook (default `hmac` scheme) with extra headers.
+fn genesys_post_with(body: &str, extra: &[(&str, &str)]) -> lambda_http::Request {
+    let signature = sign::hub_signature(test_secrets::GENESYS_WEBHOOK, body);
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("x-hub-signature-256", signature.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    http_api_request("POST", "/webhooks/genesys", &headers, body)
+}
+
+fn sha256_key(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex_lower(&sha2::Sha256::digest(bytes)))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn an_unsigned_webhook_id_never_chooses_the_event_key() {
+    // The default scheme signs the body only: a captured request replayed with fresh
+    // `webhook-id` values must still be the same event, which the FIFO queue then drops.
+    let fifo = stack("main.fifo", test_secrets::GENESYS_WEBHOOK, &[]).await;
+    let body = r#"{"eventBody":{"conversationId":"conv-replay","wrapupCode":"X"}}"#;
+    let mut ids = Vec::new();
+    for webhook_id in ["msg_original", "msg_replay_1", "msg_replay_2"] {
+        let response = handle(
+            genesys_post_with(body, &[("webhook-id", webhook_id)]),
+            &fifo.deps,
+        )
+        .await;
+        assert_eq!(response.status(), 202, "{:?}", response.body());
+        ids.push(body_json(&response)["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids, vec![sha256_key(body.as_bytes()); 3]);
+    let messages = fifo.aws.messages(&fifo.queue_url).await;
+    assert_eq!(messages.len(), 1, "the replays were deduplicated");
+    assert_eq!(
+        attribute(&messages[0], attr::EVENT_KEY).as_deref(),
+        Some(ids[0].as_str())
+    );
+
+    // The same holds for the schemes that sign nothing at all.
+    for (scheme, secret, authorization) in [
+        (
+            "bearer",
+            "a-static-token",
+            "Bearer a-static-token".to_owned(),
+        ),
+        ("basic", "genesys:pw", {
+            use base64::Engine;
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("genesys:pw")
+            )
+        }),
+    ] {
+        let other = stack("main", secret, &[("GENESYS_WEBHOOK_AUTH", scheme)]).await;
+        let send = |webhook_id: &str| {
+            http_api_request(
+                "POST",
+                "/webhooks/genesys",
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", authorization.as_str()),
+                    ("webhook-id", webhook_id),
+                ],
+                body,
+            )
+        };
+        let first = handle(send("msg_a"), &other.deps).await;
+        let second = handle(send("msg_b"), &other.deps).await;
+        assert_eq!(first.status(), 202, "{scheme}");
+        assert_eq!(
+            body_json(&first)["id"],
+            body_json(&second)["id"],
+            "{scheme}"
+        );
+        assert_eq!(
+            body_json(&first)["id"],
+            sha256_key(body.as_bytes()),
+            "{scheme}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pointer_values_that_join_alike_are_different_events() {
+    let stack = stack(
+        "main.fifo",
+        test_secrets::GENESYS_WEBHOOK,
+        &[("EVENT_KEY_POINTERS", "/a,/b")],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for body in [
+        r#"{"a":"x:y","b":"z"}"#,
+        r#"{"a":"x","b":"y:z"}"#,
+        r#"{"a":"plain","b":"42"}"#,
+    ] {
+        let response = handle(genesys_post(body), &stack.deps).await;
+        assert_eq!(response.status(), 202, "{:?}", response.body());
+        ids.push(body_json(&response)["id"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(ids[2], "plain:42", "plain values stay readable");
+    assert_eq!(stack.aws.messages(&stack.queue_url).await.len(), 3);
+}
+
+#[tokio::test]
+async fn attribute_values_taken_from_the_request_are_bounded() {
+    let stack = stack("main.fifo", test_secrets::GENESYS_WEBHOOK, &[]).await;
+    let long_header = "c".repeat(4000);
+    let response = handle(
+        genesys_post_with(r#"{"n":1}"#, &[("x-correlation-id", long_header.as_str())]),
+        &stack.deps,
+    )
+    .await;
+    assert_eq!(response.status(), 202, "{:?}", response.body());
+    // A control character in the body's correlation id (SQS refuses it in an attribute).
+    let body = r#"{"n":2,"metadata":{"CorrelationId":"bad\u0001id"}}"#;
+    assert_eq!(handle(genesys_post(body), &stack.deps).await.status(), 202);
+    // A conversation id too long for a FIFO message group.
+    let long_conversation = "v".repeat(300);
+    let body = format!(r#"{{"n":3,"eventBody":{{"conversationId":"{long_conversation}"}}}}"#);
+    assert_eq!(handle(genesys_post(&body), &stack.deps).await.status(), 202);
+
+    let messages = stack.aws.messages(&stack.queue_url).await;
+    assert_eq!(messages.len(), 3);
+    let stored = |n: u8| {
+        messages
+            .iter()
+            .find(|m| {
+                m.body
+                    .as_deref()
+                    .is_some_and(|b| b.starts_with(&format!("{{\"n\":{n}")))
+            })
+            .unwrap_or_else(|| panic!("message {n}"))
+    };
+    let correlation = |n: u8| attribute(stored(n), attr::CORRELATION_ID).expect("correlation id");
+    assert_eq!(correlation(1), sha256_key(long_header.as_bytes()));
+    assert_eq!(correlation(2), sha256_key("bad\u{1}id".as_bytes()));
+    assert_eq!(correlation(3), "req-test", "the API Gateway request id");
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+    let group = stored(3).attributes.as_ref().unwrap()[&A::MessageGroupId].clone();
+    assert_eq!(group, sha256_key(long_conversation.as_bytes()));
+
+    // A media type longer than RFC 6838 allows never reaches an attribute.
+    let content_type = format!("application/{}+json", "x".repeat(200));
+    let signature = sign::hub_signature(test_secrets::GENESYS_WEBHOOK, "{}");
+    let request = http_api_request(
+        "POST",
+        "/webhooks/genesys",
+        &[
+            ("content-type", content_type.as_str()),
+            ("x-hub-signature-256", signature.as_str()),
+        ],
+        "{}",
+    );
+    let response = handle(request, &stack.deps).await;
+    assert_eq!(response.status(), 415);
+    assert_eq!(error_code(&response), "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn the_claim_check_decision_counts_the_attributes() {
+    // At the highest threshold a body that fits alone is too large with its attributes.
+    let stack = stack(
+        "main",
+        test_secrets::GENESYS_WEBHOOK,
+        &[("CLAIM_CHECK_THRESHOLD_BYTES", "262144")],
+    )
+    .await;
+    let prefix = r#"{"eventBody":{"conversationId":"c-edge"},"pad":""#;
+    let body = format!("{prefix}{}\"}}", "p".repeat(262_144 - 64 - prefix.len()));
+    assert!(body.len() < 262_144);
+    let response = handle(genesys_post(&body), &stack.deps).await;
+    assert_eq!(response.status(), 202, "{:?}", response.body());
+    let messages = stack.aws.messages(&stack.queue_url).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        attribute(&messages[0], attr::CLAIM_CHECK).as_deref(),
+        Some("s3")
+    );
+    let size = messages[0].body.as_deref().unwrap().len()
+        + messages[0]
+            .message_attributes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|(name, value)| {
+                name.len() + value.data_type.len() + value.string_value.as_deref().unwrap().len()
+            })
+            .sum::<usize>();
+    assert!(size <= 262_144, "{size}");
+
+    // Without a bucket it cannot be carried: 413, nothing stored.
+    let mut settings = stack.deps.config.clone();
+    settings.claim_check_bucket = None;
+    let without_bucket = Deps::new(settings, &stack.aws.sdk);
+    let response = handle(genesys_post(&body), &without_bucket).await;
+    assert_eq!(response.status(), 413, "{:?}", response.body());
+    assert_eq!(error_code(&response), "payload_too_large");
+    assert!(stack.aws.messages(&stack.queue_url).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_body_with_characters_sqs_refuses_travels_as_a_claim_check() {
+    let stack = default_stack().await;
+    // Valid JSON and valid UTF-8, but U+FFFF is outside what an SQS message body may hold.
+    let body = "{\"eventBody\":{\"conversationId\":\"c-nonchar\"},\"note\":\"a\u{FFFF}b\"}";
+    let response = handle(genesys_post(body), &stack.deps).await;
+    assert_eq!(response.status(), 202, "{:?}", response.body());
+    let messages = stack.aws.messages(&stack.queue_url).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        attribute(&messages[0], attr::CLAIM_CHECK).as_deref(),
+        Some("s3")
+    );
+    let check: ClaimCheck = serde_json::from_str(messages[0].body.as_deref().unwrap()).unwrap();
+    let object = stack
+        .aws
+        .s3()
+        .get_object()
+        .bucket(&check.bucket)
+        .key(&check.key)
+        .send()
+        .await
+        .expect("object");
+    let stored = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(stored.as_ref(), body.as_bytes());
+
+    // Without a bucket the body cannot be carried at all: 413 naming why, never a 503 that the
+    // sender would retry forever.
+    let mut settings = stack.deps.config.clone();
+    settings.claim_check_bucket = None;
+    let without_bucket = Deps::new(settings, &stack.aws.sdk);
+    let response = handle(genesys_post(body), &without_bucket).await;
+    assert_eq!(response.status(), 413, "{:?}", response.body());
+    assert_eq!(error_code(&response), "payload_too_large");
+    assert!(
+        body_json(&response)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("U+FFFF"),
+        "{:?}",
+        response.body()
+    );
+    assert!(stack.aws.messages(&stack.queue_url).await.is_empty());
 }

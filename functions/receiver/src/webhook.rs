@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use genesys_relay::auth::{Keys, Scheme, SignedRequest};
 use genesys_relay::event::{self, EventKey};
-use genesys_relay::queue::{Envelope, Source};
+use genesys_relay::queue::{self, Envelope, Source};
 use genesys_relay::secrets::CachedSecret;
 use genesys_relay::telemetry::mask_phone;
 use genesys_relay::{Error, Rejection, Result};
@@ -71,7 +71,12 @@ pub async fn accept(inbound: Inbound<'_>, deps: &Deps) -> Result<Accepted> {
     }
 
     let parsed = parse(inbound.route, &content_type, text, inbound.headers, deps)?;
-    let correlation_id = parsed.correlation_id.or(inbound.request_id);
+    // Taken from the request, so bounded before it reaches an attribute or a log line.
+    let correlation_id = parsed
+        .correlation_id
+        .or(inbound.request_id)
+        .as_deref()
+        .and_then(queue::bounded_id);
     let envelope = Envelope {
         group_id: parsed
             .group_id
@@ -108,9 +113,11 @@ async fn authenticate(
     }
 }
 
-/// The media type of the request, lower-cased and without parameters.
+/// The media type of the request, lower-cased and without parameters. It is stored as a message
+/// attribute, so anything but an RFC 6838 `type/subtype` (names of at most 127 characters) is
+/// refused here rather than carried.
 fn media_type(headers: &HeaderMap) -> Result<String> {
-    headers
+    let media_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -121,7 +128,24 @@ fn media_type(headers: &HeaderMap) -> Result<String> {
                 Rejection::UnsupportedMediaType,
                 "a Content-Type header is required",
             )
-        })
+        })?;
+    match media_type.split_once('/') {
+        Some((kind, subtype)) if is_media_name(kind) && is_media_name(subtype) => Ok(media_type),
+        _ => Err(Error::rejected(
+            Rejection::UnsupportedMediaType,
+            "the Content-Type is not a valid media type",
+        )),
+    }
+}
+
+/// An RFC 6838 `restricted-name`: a letter or digit, then up to 126 of letters, digits and
+/// `!#$&-^_.+`.
+fn is_media_name(name: &str) -> bool {
+    const MAX: usize = 127;
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.len() <= MAX
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
 }
 
 fn is_json(media_type: &str) -> bool {
@@ -170,7 +194,7 @@ fn parse(
             format!("body is not valid JSON: {e}"),
         )
     })?;
-    let webhook_id = headers.get("webhook-id").and_then(|v| v.to_str().ok());
+    let signed_id = signed_event_id(&deps.config.genesys_auth, headers);
     let header = |name: &str| {
         headers
             .get(name)
@@ -189,7 +213,7 @@ fn parse(
             event_key: deps
                 .config
                 .event_key
-                .derive(&body, webhook_id, text.as_bytes()),
+                .derive(&body, signed_id, text.as_bytes()),
             correlation_id: event::correlation_id(&body)
                 .map(str::to_owned)
                 .or_else(|| header("inin-correlation-id"))
@@ -199,8 +223,23 @@ fn parse(
     }
 }
 
+/// The sender's own event id, when the Genesys route's signature covers it: only Standard
+/// Webhooks signs `webhook-id`. Under any other scheme the header is not authenticated, and keying
+/// on it would let one captured request be replayed as a new event with each fresh id.
+fn signed_event_id<'h>(scheme: &Scheme, headers: &'h HeaderMap) -> Option<&'h str> {
+    match scheme {
+        Scheme::StandardWebhooks => headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim),
+        Scheme::HmacHeader(_) | Scheme::Basic | Scheme::Bearer(_) | Scheme::Twilio => None,
+    }
+}
+
 /// A Twilio status callback: its key is the message and the status it reports, so a retried
-/// callback is recognised and a new status is not.
+/// callback is recognised and a new status is not. The key joins them like any other parts
+/// (escaping `:` and `%`, so it is injective); message sids (`SM`/`MM` + 32 hex digits) and
+/// statuses (a fixed vocabulary) hold neither, so it reads `<MessageSid>:<MessageStatus>`.
 fn parse_twilio_form(text: &str) -> Result<Parsed> {
     let field = |name: &str| {
         form_urlencoded::parse(text.as_bytes())
@@ -248,6 +287,54 @@ mod tests {
         assert!(check(Route::TwilioStatus, FORM));
         assert!(!check(Route::TwilioStatus, "text/xml"));
         assert!(media_type(&HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn media_types_that_could_not_be_carried_are_refused() {
+        let long = format!("application/{}+json", "x".repeat(200));
+        for bad in [
+            long.as_str(),
+            "application",
+            "/json",
+            "application/+json",
+            "app lication/json",
+        ] {
+            let err = media_type(&headers(bad)).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Rejected {
+                        kind: Rejection::UnsupportedMediaType,
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
+        }
+        let max = format!("application/{}", "x".repeat(127));
+        assert_eq!(media_type(&headers(&max)).unwrap(), max);
+        assert_eq!(
+            media_type(&headers("application/vnd.genesys+json; v=2")).unwrap(),
+            "application/vnd.genesys+json"
+        );
+    }
+
+    #[test]
+    fn only_a_signed_webhook_id_is_an_event_id() {
+        let mut h = headers(JSON);
+        h.insert("webhook-id", " msg_1 ".parse().unwrap());
+        assert_eq!(
+            signed_event_id(&Scheme::StandardWebhooks, &h),
+            Some("msg_1")
+        );
+        for unsigned in [
+            Scheme::HmacHeader(genesys_relay::auth::HmacHeader::genesys_open_messaging()),
+            Scheme::Basic,
+            Scheme::Bearer(genesys_relay::auth::Bearer::authorization()),
+            Scheme::Twilio,
+        ] {
+            assert_eq!(signed_event_id(&unsigned, &h), None, "{}", unsigned.name());
+        }
     }
 
     #[test]
