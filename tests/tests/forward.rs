@@ -1,11 +1,12 @@
 //! Forwarding through the processor, against a local AWS and a local downstream service.
 
 use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use base64::Engine;
 use genesys_relay::actions::forward::recent_attempts;
-use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig};
+use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig, ReceiverConfig};
 use genesys_relay::dead_letter;
 use genesys_relay::event::EventKey;
 use genesys_relay::forward::circuit::CircuitPolicy;
@@ -14,9 +15,9 @@ use genesys_relay::queue::{Envelope, QueueSender, Source};
 use lambda_runtime::{Context, LambdaEvent};
 use processor::forwarding;
 use processor::{handle, Deps};
-use relay_tests::fakes::downstream::{Downstream, Reply};
+use relay_tests::fakes::downstream::{Downstream, Reply, HELD};
 use relay_tests::providers::{http_client, Providers};
-use relay_tests::{attribute, sample_event, sign, LocalAws};
+use relay_tests::{attribute, http_api_request, sample_event, sign, test_secrets, LocalAws};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -279,9 +280,10 @@ async fn an_early_job_waits_and_a_job_out_of_attempts_is_dead_lettered() {
     assert!(attribute(&dead[0], dead_letter::attr::ERROR_MESSAGE)
         .unwrap()
         .contains("gave up after 8 attempts"));
-    assert!(
-        attribute(&dead[0], forwarding::ATTRIBUTE).is_none(),
-        "a redrive runs the event afresh"
+    assert_eq!(
+        attribute(&dead[0], forwarding::ATTRIBUTE).as_deref(),
+        Some("bad;1;0"),
+        "a redrive makes this endpoint's delivery again, from attempt 1, and nothing else"
     );
 }
 
@@ -382,19 +384,84 @@ async fn an_open_circuit_defers_deliveries_without_calling_the_endpoint() {
     );
 }
 
+/// Builds the processor with one more endpoint next to a valid one; the init error, if any.
+async fn init_error(
+    aws: &LocalAws,
+    providers: &Providers,
+    url: &str,
+    loopback: bool,
+) -> Option<String> {
+    let rules = json!({"forward": {"endpoints": [
+        {"name": "crm", "url": "https://crm.example.com/hook"},
+        {"name": "suspect", "url": url},
+    ]}});
+    let mut env = providers.settings();
+    env.extend([
+        ("QUEUE_URL", "http://127.0.0.1:1/queue/main".to_owned()),
+        ("DLQ_URL", "http://127.0.0.1:1/queue/dlq".to_owned()),
+        ("FORWARD_ALLOW_HTTP_LOOPBACK", loopback.to_string()),
+        ("RULES", rules.to_string()),
+    ]);
+    let config = ProcessorConfig::from_env(&Env::from_fn(|k| env.get(k).cloned())).unwrap();
+    Deps::new(config, &aws.sdk, http_client())
+        .await
+        .err()
+        .map(|e| e.to_string())
+}
+
 #[tokio::test]
-async fn an_endpoint_pointing_inside_is_refused_and_dead_lettered() {
-    let stack = stack(
-        |_, _| json!([{"name": "metadata", "url": "https://169.254.169.254/latest/meta-data/"}]),
-        CircuitPolicy::default(),
-    )
-    .await;
-    stack.enqueue("c1").await;
-    assert!(stack.process_queue().await.1.is_empty());
-    let dead = stack.aws.messages(&stack.dlq_url).await;
-    assert_eq!(dead.len(), 1);
-    let reason = attribute(&dead[0], dead_letter::attr::ERROR_MESSAGE).unwrap();
-    assert!(reason.contains("169.254.169.254"), "{reason}");
+async fn an_endpoint_refused_on_its_face_stops_the_processor_at_init() {
+    let aws = LocalAws::start().await;
+    let providers = Providers::start(&aws).await;
+    for (url, loopback, named) in [
+        (
+            "https://169.254.169.254/latest/meta-data/?token=s3cret",
+            true,
+            "169.254.169.254",
+        ),
+        ("https://10.1.2.3:8443/hook?token=s3cret", false, "10.1.2.3"),
+        (
+            "https://[fd00:ec2::254]/?token=s3cret",
+            false,
+            "fd00:ec2::254",
+        ),
+        ("https://[2001::1]/?token=s3cret", false, "2001::1"),
+        ("https://192.88.99.1/?token=s3cret", false, "192.88.99.1"),
+        ("https://localhost/hook?token=s3cret", false, "localhost"),
+        (
+            "https://hooks.localhost/?token=s3cret",
+            false,
+            "hooks.localhost",
+        ),
+        ("http://crm.example.com/hook?token=s3cret", false, "http"),
+        ("http://crm.example.com/hook?token=s3cret", true, "http"),
+        ("http://127.0.0.1:8080/hook?token=s3cret", false, "http"),
+        (
+            "https://user:s3cret@crm.example.com/hook",
+            false,
+            "credentials",
+        ),
+    ] {
+        let err = init_error(&aws, &providers, url, loopback)
+            .await
+            .unwrap_or_else(|| panic!("{url} must stop the function at init"));
+        assert!(err.contains("forward endpoint suspect"), "{url}: {err}");
+        assert!(err.contains(named), "{url}: {err}");
+        assert!(!err.contains("s3cret"), "{url}: {err}");
+    }
+    // Names are resolved, and judged, at each delivery: DNS can change.
+    for (url, loopback) in [
+        ("https://hooks.internal.example/", false),
+        ("https://93.184.216.34/hook", false),
+        ("http://127.0.0.1:8080/hook", true),
+        ("http://localhost:8080/hook", true),
+    ] {
+        assert_eq!(
+            init_error(&aws, &providers, url, loopback).await,
+            None,
+            "{url}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -478,4 +545,202 @@ async fn another_4xx_is_dead_lettered_at_once_with_a_summary_of_the_answer() {
     assert_eq!(dead.len(), 1);
     let reason = attribute(&dead[0], dead_letter::attr::ERROR_MESSAGE).unwrap();
     assert_eq!(reason, "strict answered 422: ok");
+}
+
+/// A receiver writing to the stack's queue, with the sample events' Genesys webhook secret.
+async fn receiver(stack: &Stack) -> receiver::Deps {
+    let genesys = stack
+        .aws
+        .secret("genesys-webhook", test_secrets::GENESYS_WEBHOOK)
+        .await;
+    let twilio = stack
+        .aws
+        .secret(
+            "twilio-receiver",
+            &json!({"accountSid": "AC0123", "authToken": test_secrets::TWILIO_AUTH_TOKEN})
+                .to_string(),
+        )
+        .await;
+    let env = HashMap::from([
+        ("QUEUE_URL", stack.queue_url.clone()),
+        ("GENESYS_WEBHOOK_SECRET_ARN", genesys),
+        ("TWILIO_SECRET_ARN", twilio),
+    ]);
+    let config = ReceiverConfig::from_env(&Env::from_fn(|k| env.get(k).cloned())).unwrap();
+    receiver::Deps::new(config, &stack.aws.sdk)
+}
+
+/// Splits a plain delivery body into its head (as JSON, the event taken out) and the event's text
+/// exactly as it is on the wire.
+fn split_event(body: &[u8]) -> (Value, String) {
+    let text = std::str::from_utf8(body).unwrap();
+    let at = text.find(r#","event":"#).expect("an event member");
+    let event = text[at + r#","event":"#.len()..]
+        .strip_suffix('}')
+        .expect("the event is the last member");
+    let head: Value = serde_json::from_str(&format!("{}}}", &text[..at])).unwrap();
+    (head, event.to_owned())
+}
+
+#[tokio::test]
+async fn a_webhook_body_reaches_the_endpoint_byte_for_byte_signed_or_encrypted() {
+    let stack = stack(
+        |d, arns| {
+            json!([
+                endpoint(d, "exact", json!({"signingSecretArn": arns["signing"]})),
+                endpoint(d, "sealed", json!({"encryptionKeyArn": arns["key"]})),
+            ])
+        },
+        CircuitPolicy::default(),
+    )
+    .await;
+    let receiver = receiver(&stack).await;
+    // Parsing and serializing again would round the integer, keep one `dup` and drop the zero.
+    let sent = r#"{"big": 123456789012345678901234567890, "dup": 1, "dup": 2, "f": 1.10}"#;
+    let signature = sign::hub_signature(test_secrets::GENESYS_WEBHOOK, sent);
+    let request = http_api_request(
+        "POST",
+        "/webhooks/genesys",
+        &[
+            ("content-type", "application/json"),
+            ("x-hub-signature-256", &signature),
+        ],
+        sent,
+    );
+    assert_eq!(receiver::handle(request, &receiver).await.status(), 202);
+    let (_, failed) = stack.process_queue().await;
+    assert!(failed.is_empty(), "{failed:?}");
+
+    let exact = stack.downstream.received("/exact");
+    assert_eq!(exact.len(), 1);
+    let (head, event) = split_event(&exact[0].body);
+    assert_eq!(event, sent, "the event as received, not as parsed");
+    assert_eq!(head["version"], "1");
+    assert_eq!(head["type"], "genesys.webhook");
+    assert_eq!(head["attempt"], 1);
+    let body = String::from_utf8(exact[0].body.clone()).unwrap();
+    let id = &exact[0].headers["webhook-id"];
+    let timestamp: i64 = exact[0].headers["webhook-timestamp"].parse().unwrap();
+    assert_eq!(
+        exact[0].headers["webhook-signature"],
+        sign::standard_webhooks(SIGNING, id, timestamp, &body),
+        "signed over the bytes sent"
+    );
+
+    // Encrypted, the same bytes are inside the ciphertext: opened here with aws-lc-rs alone.
+    let sealed = stack.downstream.received("/sealed");
+    assert_eq!(sealed.len(), 1);
+    let wire: Value = serde_json::from_slice(&sealed[0].body).unwrap();
+    let standard = base64::engine::general_purpose::STANDARD;
+    let nonce = standard
+        .decode(wire["encrypted"]["nonce"].as_str().unwrap())
+        .unwrap();
+    let mut plain = standard
+        .decode(wire["encrypted"]["ciphertext"].as_str().unwrap())
+        .unwrap();
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let opened = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &KEY_BYTES).unwrap())
+        .open_in_place(
+            Nonce::try_assume_unique_for_key(&nonce).unwrap(),
+            Aad::from(wire["deliveryId"].as_str().unwrap().as_bytes()),
+            &mut plain,
+        )
+        .unwrap();
+    let (head, event) = split_event(opened);
+    assert_eq!(event, sent);
+    assert_eq!(head["deliveryId"], wire["deliveryId"]);
+}
+
+/// A context whose invocation ends `left` from now.
+fn ending_in(left: Duration) -> Context {
+    let mut context = Context::default();
+    context.deadline = genesys_relay::table::epoch_millis(SystemTime::now() + left);
+    context
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_is_cut_off_before_the_deadline_and_its_delivery_queued_for_later() {
+    let stack = stack(
+        |d, _| json!([endpoint(d, "slow", json!({"timeoutSecs": 300}))]),
+        CircuitPolicy::default(),
+    )
+    .await;
+    // The endpoint never answers, and would be given 300 s: far past the invocation's end.
+    stack.downstream.script("/slow", vec![Reply::Hold]);
+    stack.enqueue("c1").await;
+    let batch = stack.aws.receive_batch(&stack.queue_url, 60).await;
+    let context = ending_in(forwarding::WRAP_UP + Duration::from_secs(2));
+
+    // Only a guard against hanging; the assertions are on what the handler did.
+    let response = tokio::time::timeout(
+        Duration::from_secs(60),
+        handle(LambdaEvent::new(batch, context), &stack.deps),
+    )
+    .await
+    .expect("the handler returns before the invocation's deadline")
+    .unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "the record is done with: its delivery waits as its own job"
+    );
+    let received = stack.downstream.received("/slow");
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].status, HELD);
+    assert_eq!(
+        stack.delayed().await,
+        1,
+        "the retry waits on the queue for its schedule"
+    );
+    assert!(stack.aws.messages(&stack.dlq_url).await.is_empty());
+    let attempts = recent_attempts(&stack.aws.dynamodb(), "state", "slow", 10)
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.attempt, a.status.as_str(), a.outcome.as_str()))
+        .collect();
+    assert_eq!(outcomes, [(1, "none", "retry")]);
+}
+
+#[tokio::test]
+async fn with_no_time_left_for_an_attempt_the_delivery_is_postponed_uncounted() {
+    let stack = stack(
+        |d, _| json!([endpoint(d, "late", json!({}))]),
+        CircuitPolicy::default(),
+    )
+    .await;
+    stack.enqueue("c1").await;
+    let batch = stack.aws.receive_batch(&stack.queue_url, 60).await;
+    let response = handle(
+        LambdaEvent::new(batch, ending_in(forwarding::WRAP_UP)),
+        &stack.deps,
+    )
+    .await
+    .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert!(
+        stack.downstream.received("/late").is_empty(),
+        "no request that could only time out"
+    );
+    assert!(
+        recent_attempts(&stack.aws.dynamodb(), "state", "late", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no attempt made"
+    );
+
+    // Queued at once, as the same attempt, and delivered by the next invocation.
+    let (job, failed) = stack.process_queue().await;
+    assert_eq!(job.records.len(), 1);
+    let marker = job.records[0].message_attributes[forwarding::ATTRIBUTE]
+        .string_value
+        .clone()
+        .unwrap();
+    assert!(marker.starts_with("late;1;"), "{marker}");
+    assert!(failed.is_empty(), "{failed:?}");
+    let received = stack.downstream.received("/late");
+    assert_eq!(received.len(), 1);
+    let delivery: Delivery = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(delivery.attempt, 1);
 }

@@ -1,5 +1,6 @@
 //! A downstream HTTP service receiving forwarded events: records every request and answers
-//! what each path is scripted to (200 when nothing is scripted).
+//! what each path is scripted to (200 when nothing is scripted), or holds the answer back for
+//! good, as a hung service would ([`Reply::Hold`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,14 @@ pub enum Reply {
         /// Seconds for the header.
         secs: u64,
     },
+    /// No answer at all: the request is recorded and the connection left open until the client
+    /// gives up or the service stops, so a test of timeouts does not depend on how long a wait
+    /// lasts.
+    Hold,
 }
+
+/// The status recorded for a request that was held and never answered.
+pub const HELD: u16 = 0;
 
 /// One request as received.
 #[derive(Debug, Clone)]
@@ -35,7 +43,7 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     /// The raw body.
     pub body: Vec<u8>,
-    /// The status answered.
+    /// The status answered, or [`HELD`].
     pub status: u16,
 }
 
@@ -104,8 +112,21 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let (status, retry_after) = record(&shared, uri, &headers, &body);
+    if status == HELD {
+        return std::future::pending().await;
+    }
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match retry_after {
+        Some(secs) => (code, [("retry-after", secs.to_string())], "later").into_response(),
+        None => (code, "ok").into_response(),
+    }
+}
+
+/// Records the request and picks its answer: the status (or [`HELD`]) and any Retry-After.
+fn record(shared: &Shared, uri: Uri, headers: &HeaderMap, body: &Bytes) -> (u16, Option<u64>) {
     let path = uri.path().to_owned();
-    let mut inner = lock(&shared);
+    let mut inner = lock(shared);
     let reply = inner
         .scripts
         .get_mut(&path)
@@ -115,6 +136,7 @@ async fn receive(
     let (status, retry_after) = match reply {
         Reply::Status(status) => (status, None),
         Reply::RetryAfter { status, secs } => (status, Some(secs)),
+        Reply::Hold => (HELD, None),
     };
     inner.received.push(Received {
         path,
@@ -125,9 +147,5 @@ async fn receive(
         body: body.to_vec(),
         status,
     });
-    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match retry_after {
-        Some(secs) => (code, [("retry-after", secs.to_string())], "later").into_response(),
-        None => (code, "ok").into_response(),
-    }
+    (status, retry_after)
 }

@@ -6,18 +6,25 @@
 //! comes back on the retry schedule, [`ForwardError::Defer`] waits for an open circuit without
 //! counting an attempt, and [`ForwardError::Fail`] is final (dead-lettered). A 410 Gone disables
 //! the endpoint: its deliveries are dead-lettered from then on.
+//!
+//! An endpoint URL the egress policy refuses on its face (scheme, credentials, an address or a
+//! name like `localhost` that is not public) stops [`Forwarder::new`], so a misconfigured
+//! endpoint fails the function at init rather than at its first delivery; names that need DNS
+//! are judged at each connection, since what they resolve to can change. Each attempt ends by the
+//! job's deadline at the latest, whatever the endpoint's own timeout, so a slow endpoint comes
+//! back as a retryable timeout instead of holding the invocation until Lambda stops it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use super::Outcome;
 use crate::auth::Keys;
@@ -25,7 +32,7 @@ use crate::config::ActionsConfig;
 use crate::error::{Error, Result};
 use crate::event::EventKey;
 use crate::forward::circuit::{CircuitBreaker, Permit};
-use crate::forward::envelope::{self, Delivery, EncryptionKey};
+use crate::forward::envelope::{self, Delivery, EncryptionKey, RawEvent};
 use crate::forward::ssrf::{guarded_client, EgressPolicy, GuardedResolver, SsrfError};
 use crate::rules::{Endpoint, EndpointAuth, Forward};
 use crate::secrets::{self, CachedSecret};
@@ -54,6 +61,10 @@ pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
 /// How long audit records of attempts are kept.
 pub const AUDIT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// The shortest attempt worth making: with less time left before the job's deadline, no request
+/// is sent (it could only time out) and the delivery is postponed without counting an attempt.
+pub const MIN_ATTEMPT: Duration = Duration::from_secs(1);
+
 /// The wait before the next attempt: the schedule, or longer when the endpoint asked.
 pub fn retry_delay(failed_attempt: u32, retry_after: Option<Duration>) -> Duration {
     let index = (failed_attempt.max(1) as usize - 1).min(SCHEDULE.len() - 1);
@@ -77,6 +88,10 @@ pub enum ForwardError {
     /// The endpoint's circuit is open: try again after this, without counting an attempt.
     #[error("circuit open; deferred for {}s", .0.as_secs())]
     Defer(Duration),
+    /// Too little time was left before the job's deadline to make the attempt, so none was made:
+    /// try again in a later invocation, without counting an attempt.
+    #[error("no time left for an attempt before the invocation's deadline")]
+    OutOfTime,
     /// Final (or a failure of ours, classified as usual).
     #[error(transparent)]
     Fail(#[from] Error),
@@ -93,10 +108,13 @@ pub struct ForwardJob<'a> {
     pub event_type: &'a str,
     /// When it happened (or was received).
     pub occurred_at: OffsetDateTime,
-    /// The event itself.
-    pub event: &'a Value,
+    /// The event itself, as received: forwarded byte for byte.
+    pub event: RawEvent<'a>,
     /// Which attempt this is (1 the first time).
     pub attempt: u32,
+    /// When the attempt must be over, whatever the endpoint's own timeout: the caller's
+    /// deadline less the time it needs afterwards to record the outcome and queue a retry.
+    pub deadline: Instant,
 }
 
 struct EndpointRuntime {
@@ -130,7 +148,8 @@ fn credential(raw: &SecretString) -> Result<SecretString> {
 
 impl Forwarder {
     /// Builds the runtime of every endpoint (its URL, secrets read lazily, slots) and the
-    /// SSRF-guarded client, circuit breaker and stores they share.
+    /// SSRF-guarded client, circuit breaker and stores they share. An endpoint whose URL the
+    /// egress policy refuses without resolving anything is a permanent error naming it.
     pub fn new(rule: &Forward, config: &ActionsConfig, aws: &SdkConfig) -> Result<Self> {
         let policy = Arc::new(config.egress.clone());
         let http = guarded_client(
@@ -150,6 +169,13 @@ impl Forwarder {
             .map(|endpoint| {
                 let url = reqwest::Url::parse(&endpoint.url).map_err(|e| {
                     Error::permanent(format!("forward endpoint {}: {e}", endpoint.name))
+                })?;
+                // Refused on its face now means refused at every delivery: fail at init instead.
+                policy.check_url(&url).map_err(|e| {
+                    Error::permanent(format!(
+                        "forward endpoint {}: target refused: {e}",
+                        endpoint.name
+                    ))
                 })?;
                 let auth = match &endpoint.auth {
                     EndpointAuth::None => None,
@@ -224,6 +250,9 @@ impl Forwarder {
             .into());
         }
         self.policy.check_url(&endpoint.url).map_err(Error::from)?;
+        if time_left(job.deadline) < MIN_ATTEMPT {
+            return Err(ForwardError::OutOfTime);
+        }
         let permit = self.circuit.permit(name, SystemTime::now()).await?;
         if let Permit::Open { retry_after } = permit {
             return Err(ForwardError::Defer(retry_after));
@@ -236,18 +265,25 @@ impl Forwarder {
             event_type: job.event_type.to_owned(),
             occurred_at: job.occurred_at.format(&Rfc3339).unwrap_or_default(),
             attempt: job.attempt,
-            event: job.event.clone(),
+            event: job.event,
         };
         let request = self.request(endpoint, &delivery).await?;
-        let _slot = endpoint
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| Error::retryable("endpoint slots closed"))?;
+        // Waiting for a slot (other deliveries to this endpoint) eats into the same deadline.
+        let _slot = match tokio::time::timeout_at(job.deadline, endpoint.slots.acquire()).await {
+            Ok(slot) => slot.map_err(|_| Error::retryable("endpoint slots closed"))?,
+            Err(_) => return Err(ForwardError::OutOfTime),
+        };
+        let left = time_left(job.deadline);
+        if left < MIN_ATTEMPT {
+            return Err(ForwardError::OutOfTime);
+        }
+        let configured = Duration::from_secs(endpoint.rule.timeout_secs);
+        let timeout = configured.min(left);
         let started = Instant::now();
-        let answer = request.send().await;
+        let answer = request.timeout(timeout).send().await;
         let latency = started.elapsed();
-        let (result, status) = self.classify(name, answer).await;
+        let cut_short = (timeout < configured).then_some(timeout);
+        let (result, status) = self.classify(name, answer, cut_short).await;
         let healthy = !matches!(result, Err(ForwardError::Retry { .. }));
         if let Err(error) = self
             .circuit
@@ -280,10 +316,12 @@ impl Forwarder {
         result
     }
 
+    /// The signed (and maybe encrypted) request, without its timeout: that is set when it is
+    /// sent, from the time left then.
     async fn request(
         &self,
         endpoint: &EndpointRuntime,
-        delivery: &Delivery,
+        delivery: &Delivery<RawEvent<'_>>,
     ) -> Result<reqwest::RequestBuilder> {
         let key = match &endpoint.encryption {
             Some(cache) => Some(cache.current().await?),
@@ -293,7 +331,6 @@ impl Forwarder {
         let mut request = self
             .http
             .post(endpoint.url.clone())
-            .timeout(Duration::from_secs(endpoint.rule.timeout_secs))
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         match &endpoint.signing {
             Some(cache) => {
@@ -326,11 +363,13 @@ impl Forwarder {
         Ok(request.body(body))
     }
 
-    /// What an answer means, and its status for the audit.
+    /// What an answer means, and its status for the audit. `cut_short` is the timeout when the
+    /// deadline made it shorter than the endpoint's own, so a timeout says why it came early.
     async fn classify(
         &self,
         name: &str,
         answer: reqwest::Result<reqwest::Response>,
+        cut_short: Option<Duration>,
     ) -> (Result<Outcome, ForwardError>, Option<String>) {
         let response = match answer {
             Ok(response) => response,
@@ -338,10 +377,13 @@ impl Forwarder {
                 if let Some(refused) = SsrfError::find(&error) {
                     return (Err(Error::from(refused.clone()).into()), None);
                 }
-                let what = if error.is_timeout() {
-                    "timed out"
-                } else {
-                    "could not be reached"
+                let what = match (error.is_timeout(), cut_short) {
+                    (true, Some(timeout)) => format!(
+                        "timed out after {} ms, cut short to end before the invocation's deadline",
+                        timeout.as_millis()
+                    ),
+                    (true, None) => "timed out".to_owned(),
+                    (false, _) => "could not be reached".to_owned(),
                 };
                 return (
                     Err(ForwardError::Retry {
@@ -418,7 +460,7 @@ impl Forwarder {
     async fn audit(
         &self,
         name: &str,
-        delivery: &Delivery,
+        delivery: &Delivery<RawEvent<'_>>,
         status: Option<&str>,
         latency: Duration,
         outcome: &str,
@@ -449,6 +491,11 @@ impl Forwarder {
             .map_err(|e| dynamo_error("record the attempt", e))?;
         Ok(())
     }
+}
+
+/// How long until `deadline`; zero once it has passed.
+fn time_left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
 }
 
 /// One audited attempt.

@@ -6,6 +6,12 @@
 //! `{"version":"1","deliveryId":..,"encrypted":{"alg":"A256GCM","kid":..,"nonce":..,"ciphertext":..}}`:
 //! the delivery id stays in clear (receivers deduplicate without decrypting) and is bound to the
 //! ciphertext as associated data, so it cannot be swapped onto another delivery's ciphertext.
+//!
+//! The event is embedded as the JSON text that was received, byte for byte ([`RawEvent`]):
+//! parsing and re-serializing it would round numbers beyond f64 (`123456789012345678901234567890`
+//! would arrive as `1.2345678901234568e+29`) and collapse duplicate keys.
+
+use std::borrow::Cow;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -43,10 +49,11 @@ const DELIVERY_ID_PREFIX: &str = "dlv_";
 const SEPARATOR: u8 = 0x1f;
 
 /// The JSON body a downstream receives, versioned so the shape can evolve without breaking
-/// receivers that check `version`.
+/// receivers that check `version`. The sender builds it around the event as received
+/// (`Delivery<RawEvent>`); receivers (and the CLI) read it back with the event parsed (`Delivery`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Delivery {
+pub struct Delivery<E = serde_json::Value> {
     /// The envelope version, [`VERSION`].
     pub version: String,
     /// Stable across retries of one delivery (see [`delivery_id`]), so receivers can deduplicate.
@@ -62,8 +69,95 @@ pub struct Delivery {
     pub occurred_at: String,
     /// 1 for the first attempt: lets receivers tell a retry from a new delivery in their logs.
     pub attempt: u32,
-    /// The event itself, as received.
-    pub event: serde_json::Value,
+    /// The event itself, as received. Last on the wire, after everything a receiver routes on.
+    pub event: E,
+}
+
+/// An event's JSON text exactly as it was received, to be embedded in a delivery byte for byte.
+/// Only [`RawEvent::new`] makes one, and it checks the text is one JSON value, so the envelope
+/// around it is always valid JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawEvent<'a>(&'a str);
+
+impl<'a> RawEvent<'a> {
+    /// Checks that `text` is a single JSON value (whitespace around it allowed, as JSON allows it
+    /// inside the envelope too). Text that is not JSON cannot be embedded without changing it, so
+    /// it is a permanent error; the message gives the position only, never the content.
+    pub fn new(text: &'a str) -> Result<Self> {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
+            Error::permanent(format!(
+                "event is not valid JSON (line {}, column {}); it cannot be forwarded unchanged",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        Ok(Self(text))
+    }
+
+    /// The text, as received.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+/// What a delivery's `event` can be: anything that yields the JSON text to embed.
+pub trait EventJson {
+    /// The JSON text of the event, embedded in the envelope as is.
+    fn json_text(&self) -> Result<Cow<'_, str>>;
+}
+
+impl EventJson for RawEvent<'_> {
+    fn json_text(&self) -> Result<Cow<'_, str>> {
+        Ok(Cow::Borrowed(self.0))
+    }
+}
+
+impl EventJson for serde_json::Value {
+    /// A parsed event, serialized: for tools and tests that build deliveries from values.
+    fn json_text(&self) -> Result<Cow<'_, str>> {
+        serde_json::to_string(self)
+            .map(Cow::Owned)
+            .map_err(|e| Error::permanent(format!("event does not serialize: {e}")))
+    }
+}
+
+/// Everything of a delivery but its event, in wire order, borrowed for serialization.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Head<'a> {
+    version: &'a str,
+    delivery_id: &'a str,
+    event_key: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    occurred_at: &'a str,
+    attempt: u32,
+}
+
+/// The delivery as JSON: the head serialized, then `"event":` and the event's text unchanged.
+fn plain_json<E: EventJson>(delivery: &Delivery<E>) -> Result<Vec<u8>> {
+    let head = Head {
+        version: &delivery.version,
+        delivery_id: &delivery.delivery_id,
+        event_key: &delivery.event_key,
+        source: &delivery.source,
+        event_type: &delivery.event_type,
+        occurred_at: &delivery.occurred_at,
+        attempt: delivery.attempt,
+    };
+    let event = delivery.event.json_text()?;
+    let mut json = serde_json::to_vec(&head)
+        .map_err(|e| Error::permanent(format!("delivery does not serialize: {e}")))?;
+    // A struct always serializes as `{...}`: reopen it to append the event as the last member.
+    if json.pop() != Some(b'}') {
+        return Err(Error::permanent("delivery head is not a JSON object"));
+    }
+    json.reserve(event.len() + 10);
+    json.extend_from_slice(br#","event":"#);
+    json.extend_from_slice(event.as_bytes());
+    json.push(b'}');
+    Ok(json)
 }
 
 /// A stable id per (endpoint, event key): every retry of one delivery reuses it, so receivers
@@ -161,10 +255,10 @@ struct Sealed {
 
 /// What goes on the wire: the delivery as JSON, or, with a key, the delivery encrypted under a
 /// fresh random 96-bit nonce with its id as associated data. A random nonce per message is safe
-/// for far more messages than one key will ever seal (the GCM bound is 2^32).
-pub fn body(delivery: &Delivery, key: Option<&EncryptionKey>) -> Result<Vec<u8>> {
-    let plain = serde_json::to_vec(delivery)
-        .map_err(|e| Error::permanent(format!("delivery does not serialize: {e}")))?;
+/// for far more messages than one key will ever seal (the GCM bound is 2^32). Either way the
+/// event's text is the one the delivery holds, unchanged (encrypted, it is inside the ciphertext).
+pub fn body<E: EventJson>(delivery: &Delivery<E>, key: Option<&EncryptionKey>) -> Result<Vec<u8>> {
+    let plain = plain_json(delivery)?;
     let Some(key) = key else {
         return Ok(plain);
     };
@@ -377,6 +471,97 @@ mod tests {
             let arrived = wire(&body(&sent, None).unwrap());
             assert_eq!(arrived["event"]["amount"].as_f64(), Some(exact), "{text}");
         }
+    }
+
+    /// An event whose JSON text a parse and re-serialize would change.
+    const LOSSY: &str =
+        "{\"big\": 123456789012345678901234567890, \"dup\": 1, \"dup\": 2, \"f\": 1.10}";
+
+    fn raw_delivery(text: &str) -> Delivery<RawEvent<'_>> {
+        let d = delivery();
+        Delivery {
+            version: d.version,
+            delivery_id: d.delivery_id,
+            event_key: d.event_key,
+            source: d.source,
+            event_type: d.event_type,
+            occurred_at: d.occurred_at,
+            attempt: d.attempt,
+            event: RawEvent::new(text).unwrap(),
+        }
+    }
+
+    /// What the body holds after `"event":`, up to its closing brace.
+    fn event_text(body: &[u8]) -> &str {
+        let text = std::str::from_utf8(body).unwrap();
+        let at = text.find(r#","event":"#).unwrap() + r#","event":"#.len();
+        text[at..].strip_suffix('}').unwrap()
+    }
+
+    #[test]
+    fn a_raw_event_is_embedded_byte_for_byte() {
+        for text in [
+            LOSSY,
+            " \n{\"a\" : [1 , 2]}\t\r\n",
+            "12345678901234567890.000",
+            "\"x\"",
+        ] {
+            let body = body(&raw_delivery(text), None).unwrap();
+            assert_eq!(event_text(&body), text);
+            // Still one valid JSON document, with the event last.
+            let value = wire(&body);
+            assert_eq!(value["deliveryId"], json!(delivery().delivery_id));
+            assert_eq!(value["attempt"], 1);
+        }
+    }
+
+    #[test]
+    fn an_encrypted_raw_event_seals_the_same_bytes() {
+        let plain = body(&raw_delivery(LOSSY), None).unwrap();
+        let sealed = wire(&body(&raw_delivery(LOSSY), Some(&key())).unwrap());
+        let nonce = BASE64
+            .decode(sealed["encrypted"]["nonce"].as_str().unwrap())
+            .unwrap();
+        let mut opened = BASE64
+            .decode(sealed["encrypted"]["ciphertext"].as_str().unwrap())
+            .unwrap();
+        let aad = delivery().delivery_id;
+        let opened = key()
+            .aead()
+            .unwrap()
+            .open_in_place(
+                Nonce::try_assume_unique_for_key(&nonce).unwrap(),
+                Aad::from(aad.as_bytes()),
+                &mut opened,
+            )
+            .unwrap()
+            .to_vec();
+        assert_eq!(opened, plain);
+        assert_eq!(event_text(&opened), LOSSY);
+    }
+
+    #[test]
+    fn text_that_is_not_one_json_value_is_refused_permanently_without_echoing_it() {
+        for text in [
+            "",
+            "   ",
+            "{\"a\": 1",
+            "{\"a\": 1} {}",
+            "secret-not-json",
+            "{\"a\": 1},",
+        ] {
+            let err = RawEvent::new(text).unwrap_err();
+            assert!(matches!(err, Error::Permanent { .. }), "{text:?}: {err:?}");
+            let message = err.to_string();
+            assert!(message.contains("not valid JSON"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_parsed_event_serializes_as_serde_would() {
+        let body = body(&delivery(), None).unwrap();
+        assert_eq!(body, serde_json::to_vec(&delivery()).unwrap());
     }
 
     #[test]

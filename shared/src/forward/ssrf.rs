@@ -3,7 +3,8 @@
 //! Forward targets are configured by users, so a target URL may point at anything the Lambda
 //! can reach: the instance metadata service, VPC-internal services, localhost. Two gates stop
 //! that. [`EgressPolicy::check_url`] refuses bad URLs before any request (wrong scheme,
-//! credentials in the URL, an IP-literal host that is not public). [`GuardedResolver`], installed
+//! credentials in the URL, an IP-literal host that is not public, a `localhost` name), so it can
+//! also run on the configured endpoints at start-up. [`GuardedResolver`], installed
 //! in the client built by [`guarded_client`], drops non-public addresses at resolution time, so a
 //! name that passed the URL check cannot later resolve (or rebind) to an internal address: the
 //! connection is only ever made to an address the policy accepted.
@@ -20,8 +21,9 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// IPv4 ranges that are never a legitimate forward target unless allow-listed: private,
 /// shared (CGNAT), loopback, link-local (the metadata service lives at 169.254.169.254),
-/// documentation, benchmarking, multicast and reserved space.
-const NON_PUBLIC_V4: [(Ipv4Addr, u32); 15] = [
+/// documentation, benchmarking, the 6to4 relay anycast (a relay decapsulates what it receives
+/// and sends it on to wherever the inner packet says), multicast and reserved space.
+const NON_PUBLIC_V4: [(Ipv4Addr, u32); 16] = [
     (Ipv4Addr::new(0, 0, 0, 0), 8),
     (Ipv4Addr::new(10, 0, 0, 0), 8),
     (Ipv4Addr::new(100, 64, 0, 0), 10),
@@ -30,6 +32,7 @@ const NON_PUBLIC_V4: [(Ipv4Addr, u32); 15] = [
     (Ipv4Addr::new(172, 16, 0, 0), 12),
     (Ipv4Addr::new(192, 0, 0, 0), 24),
     (Ipv4Addr::new(192, 0, 2, 0), 24),
+    (Ipv4Addr::new(192, 88, 99, 0), 24),
     (Ipv4Addr::new(192, 168, 0, 0), 16),
     (Ipv4Addr::new(198, 18, 0, 0), 15),
     (Ipv4Addr::new(198, 51, 100, 0), 24),
@@ -45,10 +48,13 @@ const NON_PUBLIC_V4: [(Ipv4Addr, u32); 15] = [
 /// 64:ff9b:1::/48) is not a forward target.
 const GLOBAL_UNICAST_V6: (Ipv6Addr, u32) = (Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3);
 
-/// Documentation ranges inside 2000::/3.
-const DOCUMENTATION_V6: [(Ipv6Addr, u32); 2] = [
+/// Ranges inside 2000::/3 that are not a forward target: documentation, and Teredo, a tunnel
+/// whose addresses stand for an IPv4 server and client (the client's obfuscated) that the packet
+/// really goes through, which the policy cannot judge as one address.
+const NON_PUBLIC_IN_GLOBAL_V6: [(Ipv6Addr, u32); 3] = [
     (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32),
     (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20),
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 32),
 ];
 
 /// IPv6 prefixes whose last 32 bits are an IPv4 address the packet really goes to
@@ -141,8 +147,9 @@ impl EgressPolicy {
     }
 
     /// Checks a URL before any request is made. IP-literal hosts are judged here because the
-    /// HTTP client connects to them without asking the resolver; names are judged by
-    /// [`GuardedResolver`] when they are resolved.
+    /// HTTP client connects to them without asking the resolver, and so are `localhost` and
+    /// `*.localhost`, which always mean loopback (RFC 6761) whatever DNS says; other names are
+    /// judged by [`GuardedResolver`] when they are resolved.
     pub fn check_url(&self, url: &reqwest::Url) -> Result<(), SsrfError> {
         let scheme = url.scheme();
         if scheme != "https" && scheme != "http" {
@@ -158,6 +165,7 @@ impl EgressPolicy {
         }
         match literal {
             Some(ip) => self.judge(host, ip),
+            None if is_localhost_name(host) => self.judge(host, IpAddr::V4(Ipv4Addr::LOCALHOST)),
             None => Ok(()),
         }
     }
@@ -216,8 +224,14 @@ fn literal_ip(host: &str) -> Option<IpAddr> {
 fn is_loopback_host(host: &str, literal: Option<IpAddr>) -> bool {
     match literal {
         Some(ip) => is_loopback(ip),
-        None => host.eq_ignore_ascii_case("localhost"),
+        None => is_localhost_name(host),
     }
+}
+
+/// `localhost`, a name under it, with or without the root's trailing dot.
+fn is_localhost_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -249,7 +263,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     }
     let (global, global_len) = GLOBAL_UNICAST_V6;
     in_v6(ip, global, global_len)
-        && !DOCUMENTATION_V6
+        && !NON_PUBLIC_IN_GLOBAL_V6
             .iter()
             .any(|&(net, len)| in_v6(ip, net, len))
 }
@@ -552,6 +566,139 @@ mod tests {
                 "2002:5db8:d822::1",
             ],
         );
+    }
+
+    #[test]
+    fn the_6to4_relay_anycast_is_refused_in_every_form() {
+        assert_refused(
+            &strict(),
+            &[
+                "192.88.99.0",
+                "192.88.99.1",
+                "192.88.99.255",
+                "::ffff:192.88.99.1",
+                "64:ff9b::192.88.99.1",
+                "::192.88.99.1",
+                "2002:c058:6301::1",
+            ],
+        );
+        assert_refused(&loopback_ok(), &["192.88.99.1"]);
+        assert_allowed(&strict(), &["192.88.98.255", "192.88.100.0"]);
+        assert_eq!(
+            strict().check_url(&url("https://192.88.99.1/hook")),
+            Err(SsrfError::NonPublic {
+                host: "192.88.99.1".into(),
+                ip: ip("192.88.99.1")
+            })
+        );
+    }
+
+    #[test]
+    fn teredo_is_refused_whatever_it_embeds() {
+        assert_refused(
+            &strict(),
+            &[
+                "2001::1",
+                "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                // Server 10.0.0.1, client 127.0.0.1 (obfuscated): both inside.
+                "2001:0:a00:1::80ff:fffe",
+                // Server and client both public: still a tunnel the policy cannot judge.
+                "2001:0:5db8:d822::a247:27dd",
+                "2001:0:ffff:ffff:ffff:ffff:ffff:ffff",
+            ],
+        );
+        assert_refused(&loopback_ok(), &["2001::1"]);
+        // The neighbours of 2001::/32 are ordinary global unicast.
+        assert_allowed(
+            &strict(),
+            &["2001:1:0:0:0:0:0:2", "2001:200::1", "2001:4860:4860::8888"],
+        );
+        assert!(matches!(
+            strict().check_url(&url("https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/")),
+            Err(SsrfError::NonPublic { .. })
+        ));
+        let allow = EgressPolicy::parse_allow_list("2001:0:4136:e378::/64").expect("valid list");
+        assert_allowed(
+            &EgressPolicy::new(false, allow),
+            &["2001:0:4136:e378:8000:63bf:3fff:fdd2"],
+        );
+    }
+
+    #[test]
+    fn embedded_ipv4_forms_of_every_refused_range_stay_refused() {
+        let v4_ranges = [
+            [0, 0, 0, 1],
+            [10, 1, 2, 3],
+            [100, 64, 0, 1],
+            [127, 0, 0, 1],
+            [169, 254, 169, 254],
+            [172, 16, 0, 1],
+            [192, 0, 0, 9],
+            [192, 0, 2, 1],
+            [192, 88, 99, 1],
+            [192, 168, 1, 1],
+            [198, 18, 0, 1],
+            [198, 51, 100, 1],
+            [203, 0, 113, 1],
+            [224, 0, 0, 1],
+            [240, 0, 0, 1],
+            [255, 255, 255, 255],
+        ];
+        for [a, b, c, d] in v4_ranges {
+            let v4 = Ipv4Addr::new(a, b, c, d);
+            let [h, l] = [u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])];
+            let forms = [
+                Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, h, l),
+                Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, h, l),
+                Ipv6Addr::new(0, 0, 0, 0, 0, 0, h, l),
+                Ipv6Addr::new(0x2002, h, l, 0, 0, 0, 0, 1),
+            ];
+            assert!(strict().check_ip(IpAddr::V4(v4)).is_err(), "{v4}");
+            for form in forms {
+                // `::0.0.0.1` is `::1`, loopback: refused all the same.
+                assert!(
+                    strict().check_ip(IpAddr::V6(form)).is_err(),
+                    "{form} (for {v4}) should be refused"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn localhost_names_are_judged_as_loopback_without_resolving() {
+        for target in [
+            "https://localhost/",
+            "https://LOCALHOST:8443/hook",
+            "https://localhost./",
+            "https://api.localhost/",
+            "https://a.b.Localhost./",
+        ] {
+            assert!(
+                matches!(
+                    strict().check_url(&url(target)),
+                    Err(SsrfError::NonPublic { ip, .. }) if ip == ip_v4_loopback()
+                ),
+                "{target}"
+            );
+            assert_eq!(loopback_ok().check_url(&url(target)), Ok(()), "{target}");
+        }
+        let allow = EgressPolicy::parse_allow_list("127.0.0.1").expect("valid list");
+        assert_eq!(
+            EgressPolicy::new(false, allow).check_url(&url("https://localhost/")),
+            Ok(())
+        );
+        // Names that only look alike are left to the resolver.
+        for target in ["https://localhost.example.com/", "https://mylocalhost/"] {
+            assert_eq!(strict().check_url(&url(target)), Ok(()), "{target}");
+        }
+        assert_eq!(
+            loopback_ok().check_url(&url("http://api.localhost:8080/")),
+            Ok(())
+        );
+    }
+
+    fn ip_v4_loopback() -> IpAddr {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
     }
 
     #[test]
