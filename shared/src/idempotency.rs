@@ -16,6 +16,8 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use sha2::{Digest, Sha256};
 
+use crate::clock::{self, Clock};
+use crate::config::ActionsConfig;
 use crate::error::{Error, Result};
 use crate::event::EventKey;
 use crate::table::{dynamo_error, epoch_millis, epoch_secs, n, s, EXPIRES_AT};
@@ -52,14 +54,28 @@ pub enum Claim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimToken {
     pk: String,
+    window: Duration,
 }
 
 /// Idempotency records in the state table.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Idempotency {
     ddb: aws_sdk_dynamodb::Client,
     table: String,
     window: Duration,
+    /// Actions remembered longer than `window`, e.g. the SMS, which no redrive may repeat.
+    windows: Vec<(String, Duration)>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Idempotency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idempotency")
+            .field("table", &self.table)
+            .field("window", &self.window)
+            .field("windows", &self.windows)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Idempotency {
@@ -69,7 +85,36 @@ impl Idempotency {
             ddb,
             table: table.into(),
             window,
+            windows: Vec::new(),
+            clock: clock::system(),
         }
+    }
+
+    /// Records for the actions as configured: the general window, and the SMS's own, which
+    /// outlives every path back into the pipeline.
+    pub fn for_actions(ddb: aws_sdk_dynamodb::Client, config: &ActionsConfig) -> Self {
+        Self::new(ddb, config.table_name.clone(), config.idempotency_window)
+            .with_window(crate::actions::sms_on_wrapup::NAME, config.sms_window)
+    }
+
+    /// Remembers `action`'s results for `window` instead of the general one.
+    pub fn with_window(mut self, action: &str, window: Duration) -> Self {
+        self.windows.retain(|(name, _)| name != action);
+        self.windows.push((action.to_owned(), window));
+        self
+    }
+
+    /// Reads the time from `clock` (tests move it forward instead of waiting).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn window_for(&self, action: &str) -> Duration {
+        self.windows
+            .iter()
+            .find(|(name, _)| name == action)
+            .map_or(self.window, |(_, window)| *window)
     }
 
     /// Claims `(action, key)` for `lease` (the invocation's remaining time). `payload` is hashed:
@@ -83,8 +128,9 @@ impl Idempotency {
         lease: Duration,
     ) -> Result<Claim> {
         let pk = record_key(action, key);
+        let window = self.window_for(action);
         let validation = hex::encode(Sha256::digest(payload));
-        let now = SystemTime::now();
+        let now = (self.clock)();
         let (now_s, now_ms) = (epoch_secs(now), epoch_millis(now));
         let result = self
             .ddb
@@ -96,7 +142,7 @@ impl Idempotency {
             .item("action", s(action))
             .item("event_key", s(key.as_str()))
             .item("validation", s(&validation))
-            .item(EXPIRES_AT, n(now_s + self.window.as_secs()))
+            .item(EXPIRES_AT, n(now_s + window.as_secs()))
             .item("in_progress_expiration", n(now_ms + lease.as_millis() as u64))
             .condition_expression(
                 "attribute_not_exists(pk) OR #exp < :now OR (#status = :in_progress AND in_progress_expiration < :now_ms)",
@@ -110,7 +156,7 @@ impl Idempotency {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Claim::Acquired(ClaimToken { pk })),
+            Ok(_) => Ok(Claim::Acquired(ClaimToken { pk, window })),
             Err(e) => {
                 let existing = e
                     .as_service_error()
@@ -131,7 +177,7 @@ impl Idempotency {
 
     /// Marks the work done and stores its result for repeats.
     pub async fn complete(&self, token: &ClaimToken, result: &str) -> Result<()> {
-        let expires = epoch_secs(SystemTime::now()) + self.window.as_secs();
+        let expires = epoch_secs((self.clock)()) + token.window.as_secs();
         self.ddb
             .update_item()
             .table_name(&self.table)

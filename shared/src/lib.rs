@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod auth;
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod conversation_store;
 pub mod dead_letter;

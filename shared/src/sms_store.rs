@@ -3,8 +3,15 @@
 //!
 //! Two ranks make status write-back both forward-only and retry-safe: `status_rank` is the
 //! furthest status seen, `written_rank` the furthest written onto the Genesys conversation. A
-//! callback is stale only when both have reached it, so a write-back that failed is retried, and
-//! a late `sent` never overwrites `delivered`.
+//! callback is stale only when both have reached it and nothing seen is left unwritten, so a
+//! write-back that failed is retried, and a late `sent` never overwrites `delivered`.
+//!
+//! Ranks alone cannot order the writes themselves: two PATCHes in flight at once may reach Genesys
+//! in either order. So one writer at a time holds a lease on the record (`writer`, `writer_until`
+//! in epoch ms), taken and given back with conditional writes. The writer gives it back only in
+//! the same atomic write that says nothing newer is waiting; otherwise it keeps it and writes the
+//! newer status too. A status arriving meanwhile is left to that writer instead of racing it, and
+//! the last write to reach Genesys carries the furthest status seen.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -13,7 +20,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::table::{dynamo_error, epoch_secs, n, s, EXPIRES_AT};
+use crate::table::{dynamo_error, epoch_millis, epoch_secs, n, s, EXPIRES_AT};
 
 /// What the ledger knows of one sent SMS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +54,25 @@ pub struct SmsStore {
 /// Whether a status callback moved the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Advance {
-    /// The status is newer than what was written back: write it.
+    /// The record's status is newer than what was written back: write it. This is the record as
+    /// it is now, so a late callback that finds a newer status still unwritten (its writer
+    /// failed) writes that one, never its own.
     Write(SmsRecord),
-    /// A duplicate, or older than what was written back: nothing to do.
+    /// A duplicate, or older than what was written back, with nothing left unwritten.
     Stale,
     /// No such message (yet): the callback may have raced the record's write.
     Unknown,
+}
+
+/// How a write-back ended, for the writer holding the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Nothing newer was seen: the lease is given back.
+    Done,
+    /// A newer status was seen while writing: write this record too (the lease is kept).
+    Newer(SmsRecord),
+    /// The lease ran out and another writer took it: what is left to write is that writer's.
+    Lost,
 }
 
 impl SmsStore {
@@ -139,7 +159,14 @@ impl SmsStore {
                 });
                 match failed {
                     Some(old) if old.is_empty() => Ok(Advance::Unknown),
-                    Some(_) => Ok(Advance::Stale),
+                    Some(old) => {
+                        let record = parse_record(&old)?;
+                        Ok(if record.written_rank < record.status_rank {
+                            Advance::Write(record)
+                        } else {
+                            Advance::Stale
+                        })
+                    }
                     None => Err(dynamo_error("advance the SMS status", e)),
                 }
             }
@@ -161,29 +188,114 @@ impl SmsStore {
         out.item.map(|item| parse_record(&item)).transpose()
     }
 
-    /// Notes that the status of rank `rank` is on the conversation. `false` means a newer status
-    /// arrived meanwhile and must be written too.
-    pub async fn mark_written(&self, message_sid: &str, rank: u8) -> Result<bool> {
+    /// Takes the write-back lease of a message for `lease` from `now`, unless another writer holds
+    /// one that has not run out. `token` names this writer in the later calls. Returns the record
+    /// as it is now, or `None` when someone else is writing (or the record is gone).
+    pub async fn take_writer(
+        &self,
+        message_sid: &str,
+        token: &str,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<Option<SmsRecord>> {
         let result = self
             .ddb
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&message_pk(message_sid)))
             .key("sk", s("sms"))
-            .update_expression("SET written_rank = :r")
-            .condition_expression("status_rank = :r AND written_rank < :r")
-            .expression_attribute_values(":r", n(rank.into()))
+            .update_expression("SET #writer = :token, #until = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(#until) OR #until <= :now)",
+            )
+            .expression_attribute_names("#writer", WRITER)
+            .expression_attribute_names("#until", WRITER_UNTIL)
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":until", n(epoch_millis(now + lease)))
+            .expression_attribute_values(":now", n(epoch_millis(now)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Ok(out) => parse_record(&out.attributes.unwrap_or_default()).map(Some),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(dynamo_error("take the SMS write-back lease", e)),
+        }
+    }
+
+    /// Notes that the writer `token` put the status of rank `rank` on the conversation. When
+    /// nothing newer was seen meanwhile, the lease is given back in the same write; otherwise the
+    /// writer keeps it for another `lease` from `now` and gets the newer record to write.
+    pub async fn written(
+        &self,
+        message_sid: &str,
+        token: &str,
+        rank: u8,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<Written> {
+        let done = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&message_pk(message_sid)))
+            .key("sk", s("sms"))
+            .update_expression("SET written_rank = :r REMOVE #writer, #until")
+            .condition_expression("#writer = :token AND status_rank <= :r")
+            .expression_attribute_names("#writer", WRITER)
+            .expression_attribute_names("#until", WRITER_UNTIL)
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":r", n(rank.into()))
+            .send()
+            .await;
+        match done {
+            Ok(_) => return Ok(Written::Done),
+            Err(e) if is_condition_failure(&e) => {}
+            Err(e) => return Err(dynamo_error("mark the SMS status written", e)),
+        }
+        let kept = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&message_pk(message_sid)))
+            .key("sk", s("sms"))
+            .update_expression("SET written_rank = :r, #until = :until")
+            .condition_expression("#writer = :token")
+            .expression_attribute_names("#writer", WRITER)
+            .expression_attribute_names("#until", WRITER_UNTIL)
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":r", n(rank.into()))
+            .expression_attribute_values(":until", n(epoch_millis(now + lease)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match kept {
+            Ok(out) => parse_record(&out.attributes.unwrap_or_default()).map(Written::Newer),
+            Err(e) if is_condition_failure(&e) => Ok(Written::Lost),
             Err(e) => Err(dynamo_error("mark the SMS status written", e)),
+        }
+    }
+
+    /// Gives the lease back without writing (the write failed and will be retried); a lease
+    /// already lost is left alone.
+    pub async fn release_writer(&self, message_sid: &str, token: &str) -> Result<()> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&message_pk(message_sid)))
+            .key("sk", s("sms"))
+            .update_expression("REMOVE #writer, #until")
+            .condition_expression("#writer = :token")
+            .expression_attribute_names("#writer", WRITER)
+            .expression_attribute_names("#until", WRITER_UNTIL)
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(dynamo_error("give back the SMS write-back lease", e)),
         }
     }
 
@@ -213,6 +325,22 @@ impl SmsStore {
             .map_err(|e| dynamo_error("read the opt-out list", e))?;
         Ok(out.item.is_some())
     }
+}
+
+/// The attribute naming the writer that holds a record's write-back lease.
+const WRITER: &str = "writer";
+/// Until when (epoch ms) that writer holds it.
+const WRITER_UNTIL: &str = "writer_until";
+
+/// Whether an update failed only because its condition did not hold.
+fn is_condition_failure(
+    e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(|s| s.is_conditional_check_failed_exception())
 }
 
 fn message_pk(sid: &str) -> String {

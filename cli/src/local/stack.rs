@@ -696,7 +696,8 @@ async fn feed_eventbridge_handler(
                     let error = genesys_relay::Error::permanent(format!(
                         "failed {attempt} times: {reason}"
                     ));
-                    let sent = genesys_relay::dead_letter::send(
+                    let sent = genesys_relay::dead_letter::send_from(
+                        genesys_relay::dead_letter::Origin::EventBridgeHandler,
                         &sqs,
                         &resources.dlq_url,
                         &body,

@@ -12,8 +12,9 @@ pub mod topic;
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use genesys_relay::actions::delivery_status::StatusChecks;
 use genesys_relay::actions::sms_on_wrapup::{self, WrapupContext};
-use genesys_relay::actions::{run_once, ActionDeps, Outcome};
+use genesys_relay::actions::{event_content, run_once, ActionDeps, Outcome};
 use genesys_relay::config::EventBridgeConfig;
 use genesys_relay::config::DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES;
 use genesys_relay::conversation_store::{Applied, ContactRef, ConversationStore, OutboundContext};
@@ -59,13 +60,16 @@ impl Deps {
         let table = config.actions.table_name.clone();
         Ok(Self {
             sqs: aws_sdk_sqs::Client::new(aws),
-            idempotency: Idempotency::new(
-                ddb.clone(),
-                table.clone(),
-                config.actions.idempotency_window,
-            ),
+            idempotency: Idempotency::for_actions(ddb.clone(), &config.actions),
             conversations: ConversationStore::new(ddb, table, config.context_ttl),
-            actions: ActionDeps::new(&config.actions, aws, http).await?,
+            actions: ActionDeps::new(&config.actions, aws, http)
+                .await?
+                .with_status_checks(
+                    config
+                        .queue_url
+                        .as_ref()
+                        .map(|url| StatusChecks::new(aws_sdk_sqs::Client::new(aws), url)),
+                ),
             queue: config.queue_url.clone().map(|url| {
                 QueueSender::new(
                     aws_sdk_sqs::Client::new(aws),
@@ -237,7 +241,7 @@ async fn wrapup(
         contact: None,
         contact_ref: context.contact,
     };
-    let payload = serde_json::to_vec(&detail.event_body).unwrap_or_default();
+    let payload = event_content(detail);
     run_once(
         &deps.idempotency,
         sms_on_wrapup::NAME,
@@ -253,8 +257,10 @@ fn required<'a>(detail: &'a GenesysDetail, field: &str) -> Result<&'a str> {
     body_str(detail, field).ok_or_else(|| Error::permanent(format!("event has no {field}")))
 }
 
-/// Sends the event to the DLQ with its reason; if even that fails, the invocation fails so
-/// Lambda retries it and, in the end, its on-failure destination keeps it.
+/// Sends the event to the DLQ with its reason, marked as the handler's (a redrive puts it back on
+/// the event bus) and with the reasons of earlier failures when it is a replay; if even that
+/// fails, the invocation fails so Lambda retries it and, in the end, its on-failure destination
+/// keeps it.
 async fn dead_letter(
     input: &Input,
     key: Option<&EventKey>,
@@ -270,7 +276,18 @@ async fn dead_letter(
     if let Some(key) = key {
         attributes.push(("event-key".to_owned(), key.as_str().to_owned()));
     }
-    match dead_letter::send(
+    if let Some(previous) = input
+        .resources
+        .as_deref()
+        .and_then(dead_letter::previous_error_in)
+    {
+        attributes.push((
+            dead_letter::attr::PREVIOUS_ERROR.to_owned(),
+            previous.to_owned(),
+        ));
+    }
+    match dead_letter::send_from(
+        dead_letter::Origin::EventBridgeHandler,
         &deps.sqs,
         &deps.config.dlq_url,
         &body,

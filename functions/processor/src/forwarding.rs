@@ -6,7 +6,13 @@
 //! never holds back or repeats another, retries are not limited by the queue's receive count,
 //! and an open circuit defers deliveries instead of dead-lettering them. SQS delays a message at
 //! most 15 minutes; a job received early hides itself until its time.
+//!
+//! The event is forwarded as the queued payload's own text (a form body as a JSON object of its
+//! fields). Every attempt ends [`WRAP_UP`] before the invocation's deadline at the latest, whatever
+//! the endpoint's `timeoutSecs`: a slow endpoint then yields a retryable timeout, queued as its
+//! own job like any other, instead of the invocation being stopped mid-batch.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::SqsMessage;
@@ -14,12 +20,14 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use genesys_relay::actions::forward::{
     retry_delay, ForwardError, ForwardJob, Forwarder, NAME_PREFIX,
 };
-use genesys_relay::actions::run_once;
+use genesys_relay::actions::{claim_content, run_once};
 use genesys_relay::event::{EventKey, EventTime};
+use genesys_relay::forward::envelope::RawEvent;
 use genesys_relay::queue::{Envelope, Source};
 use genesys_relay::table::epoch_millis;
 use genesys_relay::{dead_letter, telemetry, Error, Result};
 use serde_json::{Map, Value};
+use tokio::time::Instant;
 
 use crate::record::Failure;
 use crate::Deps;
@@ -29,6 +37,17 @@ pub const ATTRIBUTE: &str = "forward";
 
 /// Longest delay SQS puts on a message.
 const MAX_SQS_DELAY: Duration = Duration::from_secs(900);
+
+/// Kept free between the end of the last attempt and the invocation's deadline, to record the
+/// attempt (circuit, audit, claim) and queue its retry: a few round trips to DynamoDB and SQS,
+/// with room for the SDK's own retries.
+pub const WRAP_UP: Duration = Duration::from_secs(5);
+
+/// When attempts must be over, for work that had `lease` left before the invocation's deadline
+/// at `now`: [`WRAP_UP`] earlier (at once, when not even that is left).
+pub fn attempt_deadline(now: Instant, lease: Duration) -> Instant {
+    now + lease.saturating_sub(WRAP_UP)
+}
 
 /// A pending delivery to one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,15 +92,35 @@ pub fn event_type(envelope: &Envelope, event: &Value) -> String {
     }
 }
 
-/// The event as JSON: the body itself, or a form's fields as an object.
+fn is_form(envelope: &Envelope) -> bool {
+    envelope.content_type == "application/x-www-form-urlencoded"
+}
+
+fn form_fields(payload: &str) -> Value {
+    let fields: Map<String, Value> = form_urlencoded::parse(payload.as_bytes())
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    Value::Object(fields)
+}
+
+/// The event as JSON, for choosing endpoints and reading its time: the body parsed, or a form's
+/// fields as an object. Not what is delivered (see [`event_text`]): parsing rounds large numbers
+/// and keeps one of duplicate keys.
 pub fn event_value(envelope: &Envelope, payload: &str) -> Value {
-    if envelope.content_type == "application/x-www-form-urlencoded" {
-        let fields: Map<String, Value> = form_urlencoded::parse(payload.as_bytes())
-            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-            .collect();
-        return Value::Object(fields);
+    if is_form(envelope) {
+        return form_fields(payload);
     }
     serde_json::from_str(payload).unwrap_or(Value::String(payload.to_owned()))
+}
+
+/// The event's JSON text as delivered: a JSON body exactly as queued, a form's fields as a JSON
+/// object.
+pub fn event_text<'a>(envelope: &Envelope, payload: &'a str) -> Cow<'a, str> {
+    if is_form(envelope) {
+        Cow::Owned(form_fields(payload).to_string())
+    } else {
+        Cow::Borrowed(payload)
+    }
 }
 
 /// First deliveries of an event to every endpoint that wants it.
@@ -95,7 +134,9 @@ pub async fn fan_out(
     let Some(forwarder) = &deps.actions.forward else {
         return Ok(());
     };
+    let deadline = attempt_deadline(Instant::now(), lease);
     let event = event_value(envelope, payload);
+    let text = event_text(envelope, payload);
     let kind = event_type(envelope, &event);
     for endpoint in forwarder.endpoints_for(&kind) {
         let job = Job {
@@ -103,8 +144,14 @@ pub async fn fan_out(
             attempt: 1,
             not_before_ms: 0,
         };
+        let target = Target {
+            event: &event,
+            text: &text,
+            kind: &kind,
+            deadline,
+        };
         deliver(
-            record, envelope, payload, &event, &kind, &job, forwarder, deps, lease,
+            record, envelope, payload, target, &job, forwarder, deps, lease,
         )
         .await?;
     }
@@ -127,6 +174,7 @@ pub async fn run_job(
             error: Error::permanent("forwarding is not configured"),
         });
     };
+    let deadline = attempt_deadline(Instant::now(), lease);
     let now = epoch_millis(SystemTime::now());
     if job.not_before_ms > now {
         let wait = Duration::from_millis(job.not_before_ms - now);
@@ -139,11 +187,31 @@ pub async fn run_job(
         });
     }
     let event = event_value(envelope, payload);
+    let text = event_text(envelope, payload);
     let kind = event_type(envelope, &event);
+    let target = Target {
+        event: &event,
+        text: &text,
+        kind: &kind,
+        deadline,
+    };
     deliver(
-        record, envelope, payload, &event, &kind, &job, forwarder, deps, lease,
+        record, envelope, payload, target, &job, forwarder, deps, lease,
     )
     .await
+}
+
+/// What one delivery carries and by when its attempt must end.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    /// The event parsed, for its time.
+    event: &'a Value,
+    /// The event's text, as delivered.
+    text: &'a str,
+    /// Its type.
+    kind: &'a str,
+    /// See [`ForwardJob::deadline`].
+    deadline: Instant,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -151,15 +219,29 @@ async fn deliver(
     record: &SqsMessage,
     envelope: &Envelope,
     payload: &str,
-    event: &Value,
-    kind: &str,
+    target: Target<'_>,
     job: &Job,
     forwarder: &Forwarder,
     deps: &Deps,
     lease: Duration,
 ) -> Result<(), Failure> {
     let action = format!("{NAME_PREFIX}{}", job.endpoint);
-    let occurred_at = event
+    let fail = |error: Error| Failure {
+        action: action.clone(),
+        error,
+    };
+    // The receiver queues only JSON it parsed, so this guards against a queue written otherwise:
+    // what cannot be forwarded unchanged is not forwarded at all.
+    let event = match RawEvent::new(target.text) {
+        Ok(event) => event,
+        Err(error) => {
+            return give_up(record, &job.endpoint, &action, &error, deps)
+                .await
+                .map_err(fail)
+        }
+    };
+    let occurred_at = target
+        .event
         .pointer("/eventBody/eventTime")
         .and_then(EventTime::from_json)
         .and_then(|t| {
@@ -169,24 +251,21 @@ async fn deliver(
     let forward_job = ForwardJob {
         event_key: &envelope.event_key,
         source: envelope.source.as_str(),
-        event_type: kind,
+        event_type: target.kind,
         occurred_at,
         event,
         attempt: job.attempt,
+        deadline: target.deadline,
     };
     let result = run_once(
         &deps.idempotency,
         &action,
         &envelope.event_key,
-        payload.as_bytes(),
+        &claim_content(envelope.source, payload),
         lease,
         || forwarder.deliver(&job.endpoint, &forward_job),
     )
     .await;
-    let fail = |error: Error| Failure {
-        action: action.clone(),
-        error,
-    };
     match result {
         Ok(outcome) => {
             tracing::info!(action = %action, event_key = %envelope.event_key, outcome = outcome.label, detail = %outcome.detail, "action done");
@@ -202,6 +281,19 @@ async fn deliver(
         )
         .await
         .map_err(fail),
+        Err(ForwardError::OutOfTime) => {
+            tracing::warn!(action = %action, event_key = %envelope.event_key, attempt = job.attempt, "no time left in this invocation; delivery postponed");
+            requeue(
+                record,
+                &envelope.event_key,
+                job.attempt,
+                &job.endpoint,
+                Duration::ZERO,
+                deps,
+            )
+            .await
+            .map_err(fail)
+        }
         Err(ForwardError::Retry {
             reason,
             retry_after,
@@ -222,12 +314,14 @@ async fn deliver(
         Err(ForwardError::Retry { reason, .. }) => {
             let error =
                 Error::permanent(format!("gave up after {} attempts: {reason}", job.attempt));
-            give_up(record, &action, &error, deps).await.map_err(fail)
+            give_up(record, &job.endpoint, &action, &error, deps)
+                .await
+                .map_err(fail)
         }
         Err(ForwardError::Fail(error @ Error::Retryable { .. })) => Err(fail(error)),
-        Err(ForwardError::Fail(error)) => {
-            give_up(record, &action, &error, deps).await.map_err(fail)
-        }
+        Err(ForwardError::Fail(error)) => give_up(record, &job.endpoint, &action, &error, deps)
+            .await
+            .map_err(fail),
     }
 }
 
@@ -291,15 +385,29 @@ async fn requeue(
     Ok(())
 }
 
-/// Dead-letters the event for one endpoint with its reason. Without the job marker, a redrive
-/// runs the event again, and only this endpoint (whose claim was released) delivers.
-async fn give_up(record: &SqsMessage, action: &str, error: &Error, deps: &Deps) -> Result<()> {
+/// Dead-letters one endpoint's delivery of the event with its reason, as that endpoint's job
+/// (attempt 1, due at once): a redrive makes this delivery again and nothing else, however long
+/// after the event, so no other action (an SMS, another endpoint) runs twice.
+async fn give_up(
+    record: &SqsMessage,
+    endpoint: &str,
+    action: &str,
+    error: &Error,
+    deps: &Deps,
+) -> Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
+    let job = Job {
+        endpoint: endpoint.to_owned(),
+        attempt: 1,
+        not_before_ms: 0,
+    };
+    let attributes =
+        original_attributes(record).chain(std::iter::once((ATTRIBUTE.to_owned(), job.encode())));
     dead_letter::send(
         &deps.sqs,
         &deps.config.dlq_url,
         body,
-        original_attributes(record),
+        attributes,
         action,
         error,
     )
@@ -312,6 +420,36 @@ async fn give_up(record: &SqsMessage, action: &str, error: &Error, deps: &Deps) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_end_the_wrap_up_before_the_deadline_or_at_once() {
+        let now = Instant::now();
+        assert_eq!(
+            attempt_deadline(now, WRAP_UP + Duration::from_secs(20)),
+            now + Duration::from_secs(20)
+        );
+        assert_eq!(attempt_deadline(now, WRAP_UP), now);
+        assert_eq!(attempt_deadline(now, Duration::from_secs(1)), now);
+    }
+
+    #[test]
+    fn a_json_body_is_delivered_as_queued_and_a_form_as_an_object() {
+        let mut envelope = Envelope {
+            event_key: EventKey::from_parts(&["k"]),
+            source: Source::GenesysWebhook,
+            received_at: time::OffsetDateTime::UNIX_EPOCH,
+            content_type: "application/json".into(),
+            correlation_id: None,
+            group_id: "g".into(),
+        };
+        let json = r#" {"n": 1.50, "n": 12345678901234567890123} "#;
+        assert!(matches!(event_text(&envelope, json), Cow::Borrowed(t) if t == json));
+        envelope.content_type = "application/x-www-form-urlencoded".into();
+        assert_eq!(
+            event_text(&envelope, "MessageSid=SM1&MessageStatus=sent"),
+            r#"{"MessageSid":"SM1","MessageStatus":"sent"}"#
+        );
+    }
 
     #[test]
     fn jobs_round_trip_and_malformed_ones_are_not_jobs() {

@@ -11,12 +11,14 @@ pub mod backoff;
 pub mod forwarding;
 pub mod record;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
+use genesys_relay::actions::delivery_status::StatusChecks;
 use genesys_relay::actions::ActionDeps;
+use genesys_relay::clock::Clock;
 use genesys_relay::config::ProcessorConfig;
 use genesys_relay::idempotency::{lease_until, Idempotency};
 use genesys_relay::{dead_letter, telemetry, Error};
@@ -34,6 +36,8 @@ pub struct Deps {
     pub idempotency: Idempotency,
     /// What the actions use.
     pub actions: ActionDeps,
+    /// The time retry budgets are measured by (tests move it forward instead of waiting).
+    pub clock: Clock,
 }
 
 impl Deps {
@@ -47,12 +51,17 @@ impl Deps {
         Ok(Self {
             sqs: aws_sdk_sqs::Client::new(aws),
             s3: genesys_relay::aws::s3_client(aws),
-            idempotency: Idempotency::new(
+            idempotency: Idempotency::for_actions(
                 aws_sdk_dynamodb::Client::new(aws),
-                config.actions.table_name.clone(),
-                config.actions.idempotency_window,
+                &config.actions,
             ),
-            actions: ActionDeps::new(&config.actions, aws, http).await?,
+            actions: ActionDeps::new(&config.actions, aws, http)
+                .await?
+                .with_status_checks(Some(StatusChecks::new(
+                    aws_sdk_sqs::Client::new(aws),
+                    &config.queue_url,
+                ))),
+            clock: genesys_relay::clock::system(),
             config,
         })
     }
@@ -131,37 +140,67 @@ async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> bool {
                 deps.config.max_backoff,
                 fastrand::f64(),
             );
+            let queued_for = queued_for(record, (deps.clock)());
+            if queued_for + delay > deps.config.retry_budget {
+                let spent = Error::permanent(format!(
+                    "retried for {} s, and the retry budget (RETRY_BUDGET_SECS) is {} s; last \
+                     failure: {}",
+                    queued_for.as_secs(),
+                    deps.config.retry_budget.as_secs(),
+                    failure.error
+                ));
+                return dead_letter_record(record, &failure.action, &spent, deps).await;
+            }
             tracing::warn!(message_id = %id, action = %failure.action, reason = %failure.error, retry_in_secs = delay.as_secs(), "will retry");
             telemetry::count_outcome("processor", &failure.action, "retry");
             delay_visibility(record, delay, deps).await;
             false
         }
         Error::Permanent { .. } | Error::Rejected { .. } => {
-            let attributes = record
-                .message_attributes
-                .iter()
-                .filter_map(|(name, value)| Some((name.clone(), value.string_value.clone()?)));
-            let body = record.body.as_deref().unwrap_or_default();
-            let dead_lettered = dead_letter::send(
-                &deps.sqs,
-                &deps.config.dlq_url,
-                body,
-                attributes,
-                &failure.action,
-                &failure.error,
-            )
-            .await;
-            match dead_lettered {
-                Ok(()) => {
-                    tracing::error!(message_id = %id, action = %failure.action, class = failure.error.class(), reason = %failure.error, "dead-lettered");
-                    telemetry::count_outcome("processor", &failure.action, "dead-lettered");
-                    true
-                }
-                Err(error) => {
-                    tracing::error!(message_id = %id, reason = %error, "could not dead-letter; will retry");
-                    false
-                }
-            }
+            dead_letter_record(record, &failure.action, &failure.error, deps).await
+        }
+    }
+}
+
+/// How long the record has been on the queue (since SQS's `SentTimestamp`: acceptance, or the
+/// redrive that brought it back, which starts a new budget).
+fn queued_for(record: &SqsMessage, now: SystemTime) -> Duration {
+    record
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+        .and_then(|sent| now.duration_since(sent).ok())
+        .unwrap_or_default()
+}
+
+/// Sends the record to the DLQ with its reason; `true` when stored (the record is done with),
+/// `false` when even that failed (it comes back and is tried again).
+async fn dead_letter_record(record: &SqsMessage, action: &str, error: &Error, deps: &Deps) -> bool {
+    let id = record.message_id.as_deref().unwrap_or_default();
+    let attributes = record
+        .message_attributes
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), value.string_value.clone()?)));
+    let body = record.body.as_deref().unwrap_or_default();
+    match dead_letter::send(
+        &deps.sqs,
+        &deps.config.dlq_url,
+        body,
+        attributes,
+        action,
+        error,
+    )
+    .await
+    {
+        Ok(()) => {
+            tracing::error!(message_id = %id, action, class = error.class(), reason = %error, "dead-lettered");
+            telemetry::count_outcome("processor", action, "dead-lettered");
+            true
+        }
+        Err(failure) => {
+            tracing::error!(message_id = %id, reason = %failure, "could not dead-letter; will retry");
+            false
         }
     }
 }

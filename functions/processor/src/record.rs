@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsMessage;
 use genesys_relay::actions::delivery_status::{self, StatusCallback};
 use genesys_relay::actions::sms_on_wrapup::{self, wrapup_code_of, WrapupContext};
-use genesys_relay::actions::{run_once, Outcome};
+use genesys_relay::actions::{claim_content, run_once, Outcome};
 use genesys_relay::event::EventKey;
 use genesys_relay::queue::{self, Envelope, Payload, Source};
 use genesys_relay::{telemetry, Error, Result};
@@ -78,6 +78,20 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
             .and_then(|a| a.string_value.clone())
     };
     let job = attribute(forwarding::ATTRIBUTE).and_then(|v| forwarding::Job::parse(&v));
+    // A scheduled status check carries no event: it reads the message's status back from Twilio.
+    let check = attribute(delivery_status::CHECK_ATTRIBUTE)
+        .and_then(|v| delivery_status::StatusCheck::parse(&v));
+    if let Some(check) = check {
+        let name = delivery_status::CHECK_NAME;
+        let now = (deps.clock)();
+        let outcome =
+            delivery_status::run_check(&check, now, &deps.actions, &deps.idempotency, lease)
+                .await
+                .map_err(at(name))?;
+        tracing::info!(action = name, message_sid = %check.message_sid, attempt = check.attempt, outcome = outcome.label, detail = %outcome.detail, "action done");
+        telemetry::count_outcome("processor", name, outcome.label);
+        return Ok(());
+    }
     let (envelope, payload) = queue::decode(body, attribute).map_err(at(DECODE))?;
     let payload = resolve(payload, deps).await.map_err(at(DECODE))?;
     if let Some(job) = job {
@@ -94,7 +108,7 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
             &deps.idempotency,
             name,
             action.key(&envelope),
-            payload.as_bytes(),
+            &claim_content(envelope.source, &payload),
             lease,
             || run(&action, &envelope, receive_count(record), deps),
         )

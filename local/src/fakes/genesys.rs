@@ -37,7 +37,9 @@
 //!   `status`). Every answer carries `ININ-Correlation-Id`; API answers also `inin-ratelimit-*`.
 //!
 //! Failures can be scripted per PATCH ([`FakeGenesys::script_patch`]) and per token request
-//! ([`FakeGenesys::script_token`]); tokens can be expired at once
+//! ([`FakeGenesys::script_token`]); the next PATCH can be held on its way in until the test lets
+//! it through ([`FakeGenesys::hold_next_patch`]), so it lands after later ones whatever the
+//! machine's load; tokens can be expired at once
 //! ([`FakeGenesys::expire_tokens`]) and the client secret rotated
 //! ([`FakeGenesys::set_client_secret`]). Integrations can be seeded
 //! ([`FakeGenesys::add_integration`]) and a concurrent edit of a configuration simulated
@@ -76,6 +78,33 @@ pub enum Reply {
         /// Seconds for the `Retry-After` header; `None` leaves the header out.
         retry_after_secs: Option<u64>,
     },
+}
+
+/// A PATCH held on its way in ([`FakeGenesys::hold_next_patch`]): it is neither checked nor
+/// recorded until released (or until this is dropped), as a request slow on the network would be.
+pub struct HeldPatch {
+    arrived: Option<tokio::sync::oneshot::Receiver<()>>,
+    release: tokio::sync::oneshot::Sender<()>,
+}
+
+impl HeldPatch {
+    /// Waits until the held PATCH has reached the fake.
+    pub async fn arrived(&mut self) {
+        if let Some(arrived) = self.arrived.take() {
+            let _ = arrived.await;
+        }
+    }
+
+    /// Lets the PATCH through: it is handled (checked, recorded, answered) now.
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
+}
+
+/// The fake's side of a [`HeldPatch`].
+struct Gate {
+    arrived: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// One PATCH the fake accepted.
@@ -155,6 +184,7 @@ struct Inner {
     requests: usize,
     script: VecDeque<Reply>,
     token_script: VecDeque<Reply>,
+    gates: VecDeque<Gate>,
     patches: Vec<Patch>,
     correlation: u64,
     port: u16,
@@ -195,6 +225,7 @@ impl FakeGenesys {
             requests: 0,
             script: VecDeque::new(),
             token_script: VecDeque::new(),
+            gates: VecDeque::new(),
             patches: Vec::new(),
             correlation: 0,
             port,
@@ -250,6 +281,21 @@ impl FakeGenesys {
     /// Queues answers for the next PATCHes, one each, before normal handling.
     pub fn script_patch(&self, replies: Vec<Reply>) {
         lock(&self.shared).script.extend(replies);
+    }
+
+    /// Holds the next PATCH that arrives (after those already held) until the returned handle
+    /// releases it, so a test can make it land after PATCHes sent later, every run.
+    pub fn hold_next_patch(&self) -> HeldPatch {
+        let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        lock(&self.shared).gates.push_back(Gate {
+            arrived: arrived_tx,
+            release: release_rx,
+        });
+        HeldPatch {
+            arrived: Some(arrived_rx),
+            release: release_tx,
+        }
     }
 
     /// Queues answers for the next token requests, one each, before normal handling (a login
@@ -583,6 +629,14 @@ async fn patch_attributes(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let gate = (method == Method::PATCH)
+        .then(|| lock(&shared).gates.pop_front())
+        .flatten();
+    if let Some(gate) = gate {
+        let _ = gate.arrived.send(());
+        // A dropped handle lets the PATCH through too.
+        let _ = gate.release.await;
+    }
     let mut inner = lock(&shared);
     inner.requests += 1;
     if method != Method::PATCH {

@@ -1,6 +1,8 @@
 //! Fake Twilio: the Messages API of one account on a local port.
 //!
 //! It checks the real request shape (reference/twilio.md) and answers like Twilio, in this order:
+//! - `/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json` for its account reads a message back
+//!   (see below);
 //! - a path other than `/2010-04-01/Accounts/{AccountSid}/Messages.json` for its account gets 404
 //!   with Twilio's error JSON (code 20404); another method than POST gets 405 (code 20004);
 //! - missing or unknown HTTP Basic credentials get 401 (code 20003) with
@@ -16,6 +18,12 @@
 //! - otherwise the message is created: 201 with Twilio's message resource (`sid` = `SM` + 32 hex,
 //!   `status` `queued`, or `accepted` when only a Messaging Service was given, `num_segments` as a
 //!   string, `date_created` in RFC 2822, `error_code`/`error_message` null).
+//!
+//! Reading a message back takes GET only (else 405, code 20004) and the same HTTP Basic
+//! credentials (else 401); a sid it never created gets 404 (code 20404). It answers 200 with the
+//! message resource as it is now: its status moves on as its status callbacks are posted
+//! ([`FakeTwilio::send_status_callbacks`]) or as a test sets it ([`FakeTwilio::set_status`]), with
+//! `error_code` an integer or null. Scripted replies and drawn faults apply to creations only.
 //!
 //! Every request is recorded ([`FakeTwilio::requests`]), every created message too
 //! ([`FakeTwilio::messages`]); accepted credentials can be rotated ([`FakeTwilio::set_auth`]), and
@@ -126,6 +134,12 @@ pub struct CreatedMessage {
     pub auth_user: String,
     /// When it was created, to place it against faults injected meanwhile.
     pub created_at: Instant,
+    /// Its status now, as reading it back answers.
+    pub status: String,
+    /// The error code of its status, as reading it back answers.
+    pub error_code: Option<u32>,
+    /// `date_created`, RFC 2822.
+    pub date_created: String,
 }
 
 /// Failures drawn at random, each with its probability, for requests that pass every check and
@@ -249,7 +263,9 @@ impl FakeTwilio {
     }
 
     /// From now on, after each message created with a `StatusCallback`, posts `sent` then
-    /// `delivered` to it, form-encoded and signed with `auth_token` as Twilio does.
+    /// `delivered` to it, form-encoded and signed with `auth_token` as Twilio does; the message
+    /// takes each status as it is posted, whatever the answer (Twilio does not retry a callback
+    /// answered with an error).
     pub fn send_status_callbacks(&self, auth_token: &str) {
         lock(&self.shared).callbacks = Some(auth_token.to_owned());
     }
@@ -285,6 +301,33 @@ impl FakeTwilio {
     pub fn messages(&self) -> Vec<CreatedMessage> {
         lock(&self.shared).messages.clone()
     }
+
+    /// Moves a message to `status` (with `error_code`), as Twilio does when the carrier reports
+    /// back, without posting a callback: what reading the message back answers from now on.
+    /// `false` when no message has this sid.
+    pub fn set_status(&self, sid: &str, status: &str, error_code: Option<u32>) -> bool {
+        set_message_status(&self.shared, sid, status, error_code)
+    }
+
+    /// The requests that read a message back, in order.
+    pub fn fetches(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared)
+            .requests
+            .iter()
+            .filter(|r| r.path.contains("/Messages/"))
+            .cloned()
+            .collect()
+    }
+}
+
+fn set_message_status(shared: &Shared, sid: &str, status: &str, error_code: Option<u32>) -> bool {
+    let mut inner = lock(shared);
+    let Some(message) = inner.messages.iter_mut().find(|m| m.sid == sid) else {
+        return false;
+    };
+    message.status = status.to_owned();
+    message.error_code = error_code;
+    true
 }
 
 /// Twilio's error JSON.
@@ -460,6 +503,9 @@ async fn answer(
     content_type: Option<&str>,
     form: Vec<(String, String)>,
 ) -> Response {
+    if let Some(sid) = fetched_sid(shared, path) {
+        return fetch(shared, method, &sid, credentials);
+    }
     let submission = match check(shared, method, path, credentials, content_type, form) {
         Ok(submission) => submission,
         Err(refusal) => return refusal.into_response(),
@@ -527,6 +573,75 @@ impl Refusal {
         }
         response
     }
+}
+
+/// The message sid of a read-back path of this account
+/// (`/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`), if the path is one.
+fn fetched_sid(shared: &Shared, path: &str) -> Option<String> {
+    let prefix = format!(
+        "/{API_VERSION}/Accounts/{}/Messages/",
+        lock(shared).account_sid
+    );
+    let sid = path.strip_prefix(&prefix)?.strip_suffix(".json")?;
+    (!sid.is_empty() && !sid.contains('/')).then(|| sid.to_owned())
+}
+
+/// Reads a message back: GET with valid credentials, for a message this fake created.
+fn fetch(
+    shared: &Shared,
+    method: &Method,
+    sid: &str,
+    credentials: Option<(String, String)>,
+) -> Response {
+    let inner = lock(shared);
+    if method != Method::GET {
+        return Refusal::new(405, 20004, "Method not allowed").into_response();
+    }
+    if !credentials.is_some_and(|(user, password)| {
+        inner.auth.iter().any(|(u, p)| *u == user && *p == password)
+    }) {
+        return Refusal::new(401, 20003, "Authenticate").into_response();
+    }
+    let Some(message) = inner.messages.iter().find(|m| m.sid == sid) else {
+        return Refusal::new(
+            404,
+            20404,
+            &format!(
+                "The requested resource /{API_VERSION}/Accounts/{}/Messages/{sid}.json was not found",
+                inner.account_sid
+            ),
+        )
+        .into_response();
+    };
+    let body = resource(&inner.account_sid, message, &rfc2822_now());
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Twilio's message resource for `message` as it is now.
+fn resource(account_sid: &str, message: &CreatedMessage, date_updated: &str) -> Value {
+    let sid = &message.sid;
+    json!({
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "body": message.body,
+        "date_created": message.date_created,
+        "date_sent": null,
+        "date_updated": date_updated,
+        "direction": "outbound-api",
+        "error_code": message.error_code,
+        "error_message": message.error_code.map(|code| format!("Error {code}")),
+        "from": message.from,
+        "messaging_service_sid": message.messaging_service_sid,
+        "num_media": "0",
+        "num_segments": approximate_segments(&message.body).to_string(),
+        "price": null,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": message.status,
+        "subresource_uris": {"media": format!("/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}/Media.json")},
+        "to": message.to,
+        "uri": format!("/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json"),
+    })
 }
 
 /// The checks Twilio makes before it takes a message, in its order.
@@ -623,29 +738,6 @@ fn create(shared: &Shared, submission: Submission) -> Response {
     } else {
         "queued"
     };
-    let uri = format!("/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json");
-    let body = json!({
-        "account_sid": account_sid,
-        "api_version": API_VERSION,
-        "body": submission.body,
-        "date_created": now,
-        "date_sent": null,
-        "date_updated": now,
-        "direction": "outbound-api",
-        "error_code": null,
-        "error_message": null,
-        "from": submission.from,
-        "messaging_service_sid": submission.messaging_service_sid,
-        "num_media": "0",
-        "num_segments": approximate_segments(&submission.body).to_string(),
-        "price": null,
-        "price_unit": "USD",
-        "sid": sid,
-        "status": status,
-        "subresource_uris": {"media": format!("/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}/Media.json")},
-        "to": submission.to,
-        "uri": uri,
-    });
     let message = CreatedMessage {
         sid,
         to: submission.to,
@@ -655,7 +747,11 @@ fn create(shared: &Shared, submission: Submission) -> Response {
         status_callback: submission.status_callback,
         auth_user: submission.auth_user,
         created_at: Instant::now(),
+        status: status.to_owned(),
+        error_code: None,
+        date_created: now.clone(),
     };
+    let body = resource(&account_sid, &message, &now);
     if let (Some(token), Some(url)) = (inner.callbacks.clone(), message.status_callback.clone()) {
         tokio::spawn(send_callbacks(
             Arc::clone(shared),
@@ -679,6 +775,7 @@ async fn send_callbacks(
 ) {
     let client = reqwest::Client::new();
     for status in ["sent", "delivered"] {
+        set_message_status(&shared, &message.sid, status, None);
         let params: Vec<(String, String)> = [
             ("AccountSid", account_sid.as_str()),
             ("ApiVersion", API_VERSION),

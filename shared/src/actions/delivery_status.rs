@@ -6,12 +6,27 @@
 //!
 //! A status arrives either as Twilio's form-encoded status callback or as JSON from a Twilio Event
 //! Streams webhook sink (CloudEvents); both become the same [`StatusCallback`].
+//!
+//! One writer per message at a time writes onto the conversation (a lease on the ledger record,
+//! see `sms_store`): a status arriving while another is being written is left to that writer,
+//! which writes it next, so the last write to reach Genesys is always the newest status.
+//!
+//! Twilio does not retry a callback answered with an error, so each SMS also gets scheduled status
+//! checks ([`StatusCheck`]): delayed messages on the main queue that read the message back from
+//! Twilio while the ledger holds no final status, and apply what they read exactly as a callback.
 
+use std::time::{Duration, SystemTime};
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use serde_json::Value;
 
-use super::{status_attributes, ActionDeps, Outcome};
+use super::{run_once, status_attributes, ActionDeps, Outcome};
 use crate::error::{Error, Result};
-use crate::sms_store::Advance;
+use crate::event::EventKey;
+use crate::idempotency::Idempotency;
+use crate::sms_store::{Advance, SmsRecord, Written};
+use crate::table::epoch_millis;
 use crate::twilio::status_rank;
 
 /// The action's name (idempotency, logs, metrics, dead-letter attributes).
@@ -156,6 +171,11 @@ fn not_cloud_events(why: &str) -> Error {
     ))
 }
 
+/// How long a writer holds a message's write-back lease: longer than the slowest write-back (a
+/// token request and the PATCH, each made twice after a 401, each bounded by the HTTP client's
+/// 10 s timeout), so a lease runs out only when its writer died.
+pub const WRITER_LEASE: Duration = Duration::from_secs(60);
+
 /// Applies one callback; `attempt` is how many times it has been delivered (1 the first time).
 pub async fn run(callback: &StatusCallback, attempt: u32, deps: &ActionDeps) -> Result<Outcome> {
     let Some(rank) = status_rank(&callback.status) else {
@@ -168,7 +188,7 @@ pub async fn run(callback: &StatusCallback, attempt: u32, deps: &ActionDeps) -> 
         ));
     };
     let sid = &callback.message_sid;
-    let mut record = match deps
+    let record = match deps
         .sms
         .advance(sid, &callback.status, rank, callback.error_code.as_deref())
         .await?
@@ -191,38 +211,371 @@ pub async fn run(callback: &StatusCallback, attempt: u32, deps: &ActionDeps) -> 
             )));
         }
     };
-    let Some(participant) = record.participant_id.clone() else {
+    let Some(participant) = record.participant_id else {
         return Ok(Outcome::new(
             "ignored",
             format!("{sid} has no participant to write onto"),
         ));
     };
-    let prefix = &deps.rules.delivery_status.attribute_prefix;
-    // Write until the newest status seen is the one written: a newer callback racing this one
-    // makes `mark_written` fail, and the loop writes that newer status too.
-    for _ in 0..8 {
-        let attributes = status_attributes(
-            prefix,
-            &[
-                ("status", record.status.as_str()),
-                ("messageSid", sid.as_str()),
-                ("errorCode", record.error_code.as_deref().unwrap_or("")),
-            ],
-        );
-        deps.genesys
-            .patch_participant_attributes(&record.conversation_id, &participant, &attributes)
-            .await?;
-        if deps.sms.mark_written(sid, record.status_rank).await? {
-            return Ok(Outcome::new("written", format!("{sid}={}", record.status)));
+    write_back(sid, &participant, deps).await
+}
+
+/// Writes the newest status the ledger holds onto the conversation, as the message's only writer:
+/// under its lease, and again after each write for as long as a newer status arrived meanwhile.
+/// When another writer holds the lease, the status is left to it.
+async fn write_back(sid: &str, participant: &str, deps: &ActionDeps) -> Result<Outcome> {
+    let token = writer_token()?;
+    let Some(record) = deps
+        .sms
+        .take_writer(sid, &token, SystemTime::now(), WRITER_LEASE)
+        .await?
+    else {
+        return Ok(Outcome::new(
+            "handed-off",
+            format!("{sid}: the writer at work writes this status after its own"),
+        ));
+    };
+    let result = write_under_lease(record, participant, &token, deps).await;
+    if result.is_err() {
+        // The retry of this status (or of a later one, or a status check) writes what is left.
+        if let Err(release) = deps.sms.release_writer(sid, &token).await {
+            tracing::warn!(action = NAME, message_sid = %sid, reason = %release, "could not give the write-back lease back; it runs out by itself");
         }
-        match deps.sms.get(sid).await? {
-            Some(newer) if newer.written_rank < newer.status_rank => record = newer,
-            _ => return Ok(Outcome::new("written", format!("{sid}={}", record.status))),
+    }
+    result
+}
+
+/// The writes of [`write_back`], by the writer `token`, starting from `record`.
+async fn write_under_lease(
+    mut record: SmsRecord,
+    participant: &str,
+    token: &str,
+    deps: &ActionDeps,
+) -> Result<Outcome> {
+    let sid = record.message_sid.clone();
+    let prefix = &deps.rules.delivery_status.attribute_prefix;
+    let mut wrote: Option<String> = None;
+    // Ranks only grow, so a few rounds cover every status a message can go through.
+    for _ in 0..8 {
+        let rank = if record.written_rank >= record.status_rank {
+            // Written meanwhile by a writer before this one: only give the lease back.
+            record.written_rank
+        } else {
+            let attributes = status_attributes(
+                prefix,
+                &[
+                    ("status", record.status.as_str()),
+                    ("messageSid", sid.as_str()),
+                    ("errorCode", record.error_code.as_deref().unwrap_or("")),
+                ],
+            );
+            deps.genesys
+                .patch_participant_attributes(&record.conversation_id, participant, &attributes)
+                .await?;
+            wrote = Some(record.status.clone());
+            record.status_rank
+        };
+        match deps
+            .sms
+            .written(&sid, token, rank, SystemTime::now(), WRITER_LEASE)
+            .await?
+        {
+            Written::Done => {
+                return Ok(match wrote {
+                    Some(status) => Outcome::new("written", format!("{sid}={status}")),
+                    None => Outcome::new(
+                        "stale",
+                        format!("{sid}={} was written already", record.status),
+                    ),
+                })
+            }
+            Written::Newer(newer) => record = newer,
+            Written::Lost => {
+                tracing::warn!(action = NAME, message_sid = %sid, "the write-back lease ran out while writing; the writer that took it writes the rest");
+                return Ok(Outcome::new(
+                    "written",
+                    format!("{sid}={}", wrote.unwrap_or(record.status)),
+                ));
+            }
         }
     }
     Err(Error::retryable(format!(
         "status of {sid} kept changing while it was written"
     )))
+}
+
+/// A name for one writer, unique across every running function.
+fn writer_token() -> Result<String> {
+    let mut bytes = [0_u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::retryable("no randomness for the write-back lease"))?;
+    Ok(hex::encode(bytes))
+}
+
+/// The name status checks run under (idempotency, logs, metrics, dead-letter attributes).
+pub const CHECK_NAME: &str = "status_check";
+
+/// The message attribute that makes a queue message a status check:
+/// `<MessageSid>;<attempt>;<not-before epoch ms>`.
+pub const CHECK_ATTRIBUTE: &str = "status-check";
+
+/// When each check is due: the first this long after the SMS, each further one this long after
+/// the check before (1 min, 5 min, 30 min, 2 h, 6 h). After the last, about 8 h 36 min after the
+/// SMS, checks stop and the status is left as it is (logged): a message still short of a final
+/// status by then is one whose carrier reports no delivery.
+pub const CHECK_SCHEDULE: [Duration; 5] = [
+    Duration::from_secs(60),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(6 * 3600),
+];
+
+/// The longest delay SQS puts on a message; a check due later is received early and waits again.
+const MAX_SQS_DELAY: Duration = Duration::from_secs(900);
+
+/// One scheduled check of a message's delivery status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCheck {
+    /// Twilio's message sid.
+    pub message_sid: String,
+    /// Which check this is, 1 for the first.
+    pub attempt: u32,
+    /// Epoch ms before which it must not run.
+    pub not_before_ms: u64,
+}
+
+impl StatusCheck {
+    /// The first check of a message sent at `now`.
+    pub fn first(message_sid: &str, now: SystemTime) -> Self {
+        Self {
+            message_sid: message_sid.to_owned(),
+            attempt: 1,
+            not_before_ms: epoch_millis(now + CHECK_SCHEDULE[0]),
+        }
+    }
+
+    /// The check after this one, run at `now`; `None` once the schedule is over.
+    pub fn next(&self, now: SystemTime) -> Option<Self> {
+        let wait = CHECK_SCHEDULE.get(usize::try_from(self.attempt).ok()?)?;
+        Some(Self {
+            message_sid: self.message_sid.clone(),
+            attempt: self.attempt + 1,
+            not_before_ms: epoch_millis(now + *wait),
+        })
+    }
+
+    /// Reads the attribute; `None` when malformed (the message is then processed as an event).
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.split(';');
+        let message_sid = parts.next().filter(|s| !s.is_empty())?.to_owned();
+        let attempt = parts.next()?.parse().ok().filter(|a| *a >= 1)?;
+        let not_before_ms = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(Self {
+            message_sid,
+            attempt,
+            not_before_ms,
+        })
+    }
+
+    /// The attribute's value.
+    pub fn encode(&self) -> String {
+        format!(
+            "{};{};{}",
+            self.message_sid, self.attempt, self.not_before_ms
+        )
+    }
+
+    /// The idempotency key: one run per check, however often SQS delivers it.
+    pub fn key(&self) -> EventKey {
+        EventKey::from_parts(&[CHECK_NAME, &self.message_sid, &self.attempt.to_string()])
+    }
+}
+
+/// Puts status checks on the main queue, delayed until they are due.
+#[derive(Debug, Clone)]
+pub struct StatusChecks {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl StatusChecks {
+    /// Checks queued on `queue_url` (the main queue, which the processor consumes).
+    pub fn new(sqs: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            sqs,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// Whether the queue is FIFO, which takes no per-message delay.
+    pub fn is_fifo(&self) -> bool {
+        self.queue_url.ends_with(".fifo")
+    }
+
+    /// Queues `check`, delayed as long as SQS allows up to its time. A FIFO queue takes no
+    /// per-message delay: there the check is received early and waits again, like any early one.
+    pub async fn schedule(&self, check: &StatusCheck, now: SystemTime) -> Result<()> {
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(check.encode())
+            .build()
+            .map_err(|e| Error::permanent(format!("status check attribute: {e}")))?;
+        let body = serde_json::json!({"statusCheck": check.message_sid, "attempt": check.attempt});
+        let mut request = self
+            .sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body.to_string())
+            .message_attributes(CHECK_ATTRIBUTE, attribute);
+        if self.is_fifo() {
+            request = request
+                .message_group_id(format!("{CHECK_NAME}-{}", check.message_sid))
+                .message_deduplication_id(format!("{}-{}", check.message_sid, check.attempt));
+        } else {
+            // Rounded up: a check must never come back a moment early, only to be queued again.
+            let wait_ms = check.not_before_ms.saturating_sub(epoch_millis(now));
+            let wait = wait_ms.div_ceil(1000).min(MAX_SQS_DELAY.as_secs());
+            request = request.delay_seconds(wait as i32);
+        }
+        request.send().await.map_err(|e| {
+            Error::retryable(format!(
+                "could not queue status check {} of {}: {}",
+                check.attempt,
+                check.message_sid,
+                aws_sdk_sqs::error::DisplayErrorContext(&e)
+            ))
+        })?;
+        Ok(())
+    }
+}
+
+/// Queues the first status check of an SMS just sent and recorded, so its status reaches the
+/// conversation even if every callback is lost. A failure is logged, not returned: the SMS is out,
+/// and its callbacks still write its status.
+pub async fn schedule_first_check(record: &SmsRecord, deps: &ActionDeps) {
+    let Some(checks) = &deps.status_checks else {
+        return;
+    };
+    if record.participant_id.is_none() {
+        return;
+    }
+    let now = SystemTime::now();
+    let check = StatusCheck::first(&record.message_sid, now);
+    if let Err(error) = checks.schedule(&check, now).await {
+        tracing::error!(action = CHECK_NAME, message_sid = %record.message_sid, reason = %error, "SMS sent but its status check not scheduled");
+    }
+}
+
+/// Whether a status is one a message does not leave on its own (delivered, undelivered, failed,
+/// canceled, partially delivered, read).
+fn is_final(status: &str) -> bool {
+    status_rank(status).is_some_and(|rank| rank >= FINAL_RANK)
+}
+
+/// The rank of the first final statuses (see `twilio::status_rank`).
+const FINAL_RANK: u8 = 3;
+
+/// Whether the ledger holds a final status and it is on the conversation: nothing left to check.
+fn settled(record: &SmsRecord) -> bool {
+    is_final(&record.status) && record.written_rank >= record.status_rank
+}
+
+/// Runs a status check taken from the queue at `now`, once in effect (an idempotency claim on
+/// the check, held for `lease`).
+///
+/// A check not due yet is put back on the queue for the rest of its wait (SQS delays a message
+/// 15 minutes at most), as a new message, so waiting never counts as a retry; on a FIFO queue,
+/// which takes no per-message delay, it is `Retryable` with the wait, and the processor hides it
+/// until then.
+///
+/// A due one reads the message back from Twilio while the ledger holds no final status, and
+/// applies what it reads exactly as a callback would be ([`run`]); a final status not yet on the
+/// conversation is written from the ledger. Unless the status is then final and written, the next
+/// check is queued, until the schedule ends.
+pub async fn run_check(
+    check: &StatusCheck,
+    now: SystemTime,
+    deps: &ActionDeps,
+    idempotency: &Idempotency,
+    lease: Duration,
+) -> Result<Outcome> {
+    let now_ms = epoch_millis(now);
+    if check.not_before_ms > now_ms {
+        let wait = Duration::from_millis(check.not_before_ms - now_ms);
+        return match &deps.status_checks {
+            Some(checks) if !checks.is_fifo() => {
+                checks.schedule(check, now).await?;
+                Ok(Outcome::new(
+                    "postponed",
+                    format!("{} due in {} s", check.message_sid, wait.as_secs()),
+                ))
+            }
+            _ => Err(Error::Retryable {
+                message: format!(
+                    "status check {} of {} is not due yet",
+                    check.attempt, check.message_sid
+                ),
+                retry_after: Some(wait),
+            }),
+        };
+    }
+    let payload = check.encode();
+    run_once(
+        idempotency,
+        CHECK_NAME,
+        &check.key(),
+        payload.as_bytes(),
+        lease,
+        || check_now(check, now, deps),
+    )
+    .await
+}
+
+/// A due check: see [`run_check`].
+async fn check_now(check: &StatusCheck, now: SystemTime, deps: &ActionDeps) -> Result<Outcome> {
+    let sid = &check.message_sid;
+    let Some(record) = deps.sms.get(sid).await? else {
+        return Ok(Outcome::new("ignored", format!("{sid} has no SMS record")));
+    };
+    if record.participant_id.is_none() {
+        return Ok(Outcome::new(
+            "ignored",
+            format!("{sid} has no participant to write onto"),
+        ));
+    }
+    if settled(&record) {
+        return Ok(Outcome::new("settled", format!("{sid}={}", record.status)));
+    }
+    let callback = if is_final(&record.status) {
+        StatusCallback {
+            message_sid: sid.clone(),
+            status: record.status,
+            error_code: record.error_code,
+        }
+    } else {
+        let read = deps.twilio.fetch_status(sid).await?;
+        StatusCallback {
+            message_sid: sid.clone(),
+            status: read.status,
+            error_code: read.error_code,
+        }
+    };
+    let outcome = run(&callback, UNKNOWN_SID_ATTEMPTS, deps).await?;
+    if deps.sms.get(sid).await?.is_some_and(|r| settled(&r)) {
+        return Ok(outcome);
+    }
+    match (check.next(now), &deps.status_checks) {
+        (Some(next), Some(checks)) => {
+            checks.schedule(&next, now).await?;
+            tracing::info!(action = CHECK_NAME, message_sid = %sid, status = %callback.status, next_attempt = next.attempt, "status not final yet; checking again later");
+        }
+        _ => {
+            tracing::warn!(action = CHECK_NAME, message_sid = %sid, status = %callback.status, attempt = check.attempt, "status checks end here; the status stays as it is");
+        }
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]
@@ -389,6 +742,73 @@ mod tests {
         assert!(refuse(&format!("[{DOCS_DELIVERED}, 7]")).contains("event 1 is not an object"));
         let no_sid = r#"[{"specversion": "1.0", "type": "com.twilio.messaging.message.sent", "data": {"messageStatus": "SENT"}}]"#;
         assert!(refuse(no_sid).contains("no data.messageSid"));
+    }
+
+    #[test]
+    fn status_checks_round_trip_and_malformed_ones_are_not_checks() {
+        let check = StatusCheck {
+            message_sid: "SM1".into(),
+            attempt: 3,
+            not_before_ms: 1_700_000_000_000,
+        };
+        assert_eq!(check.encode(), "SM1;3;1700000000000");
+        assert_eq!(StatusCheck::parse(&check.encode()), Some(check));
+        for bad in [
+            "",
+            "SM1",
+            "SM1;1",
+            ";1;1",
+            "SM1;0;1",
+            "SM1;x;1",
+            "SM1;1;1;extra",
+        ] {
+            assert_eq!(StatusCheck::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn checks_follow_the_schedule_then_stop() {
+        let sent = std::time::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut check = StatusCheck::first("SM1", sent);
+        assert_eq!((check.attempt, check.not_before_ms), (1, 1_060_000));
+        let mut waits = Vec::new();
+        let mut now = sent + Duration::from_secs(60);
+        while let Some(next) = check.next(now) {
+            waits.push((next.not_before_ms - epoch_millis(now)) / 1000);
+            now = std::time::UNIX_EPOCH + Duration::from_millis(next.not_before_ms);
+            check = next;
+        }
+        assert_eq!(waits, [300, 1800, 7200, 21600]);
+        assert_eq!(check.attempt, CHECK_SCHEDULE.len() as u32);
+        // One run per check, however often it is delivered; another attempt is another run.
+        let again = StatusCheck::parse(&check.encode()).unwrap();
+        assert_eq!(check.key(), again.key());
+        assert_ne!(check.key(), StatusCheck::first("SM1", sent).key());
+    }
+
+    #[test]
+    fn final_statuses_end_the_checks() {
+        for status in [
+            "delivered",
+            "undelivered",
+            "failed",
+            "canceled",
+            "partially_delivered",
+            "read",
+        ] {
+            assert!(is_final(status), "{status}");
+        }
+        for status in [
+            "queued",
+            "accepted",
+            "scheduled",
+            "sending",
+            "sent",
+            "received",
+            "bogus",
+        ] {
+            assert!(!is_final(status), "{status}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod delivery_status;
 pub mod forward;
 pub mod sms_on_wrapup;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use std::sync::Arc;
@@ -18,9 +19,10 @@ use tokio::time::Instant;
 
 use crate::config::ActionsConfig;
 use crate::error::Result;
-use crate::event::EventKey;
+use crate::event::{EventKey, GenesysDetail};
 use crate::genesys::{GenesysClient, GenesysCredentials};
 use crate::idempotency::{Claim, Idempotency};
+use crate::queue::Source;
 use crate::rules::Rules;
 use crate::secrets::CachedSecret;
 use crate::sms_store::SmsStore;
@@ -43,6 +45,9 @@ pub struct ActionDeps {
     pub status_callback_url: Option<String>,
     /// Delivery to downstream services, when the rules name any.
     pub forward: Option<forward::Forwarder>,
+    /// Where each SMS's status checks are queued, so a lost callback is read back from Twilio;
+    /// `None` (no main queue known) schedules none. See [`ActionDeps::with_status_checks`].
+    pub status_checks: Option<delivery_status::StatusChecks>,
 }
 
 impl ActionDeps {
@@ -91,7 +96,15 @@ impl ActionDeps {
             wrapups,
             status_callback_url: config.status_callback_url.clone(),
             forward,
+            status_checks: None,
         })
+    }
+
+    /// Queues each SMS's status checks with `checks` (on the main queue, which only the
+    /// functions' own settings name).
+    pub fn with_status_checks(mut self, checks: Option<delivery_status::StatusChecks>) -> Self {
+        self.status_checks = checks;
+        self
     }
 }
 
@@ -140,6 +153,25 @@ pub fn status_attributes(prefix: &str, pairs: &[(&str, &str)]) -> BTreeMap<Strin
         .map(|(k, v)| (format!("{prefix}{k}"), (*v).to_owned()))
         .chain(std::iter::once((format!("{prefix}updatedAt"), now)))
         .collect()
+}
+
+/// What every action's claim hashes to tell "the same event again" (a duplicate) from "another
+/// event under the same key" (a conflict): the payload as received, except for events from the
+/// EventBridge integration, whose envelope (`id`, `time`, `detail.timestamp`) changes with every
+/// redelivery while the event does not: theirs is the event body, which their key is made from.
+/// One definition, so the SMS and every forwarding endpoint judge a redelivery alike.
+pub fn claim_content(source: Source, payload: &str) -> Cow<'_, [u8]> {
+    if source == Source::GenesysEventBridge {
+        if let Ok(detail) = serde_json::from_str::<GenesysDetail>(payload) {
+            return Cow::Owned(event_content(&detail));
+        }
+    }
+    Cow::Borrowed(payload.as_bytes())
+}
+
+/// The content of an EventBridge event that its claims hash: its body (see [`claim_content`]).
+pub fn event_content(detail: &GenesysDetail) -> Vec<u8> {
+    serde_json::to_vec(&detail.event_body).unwrap_or_default()
 }
 
 /// Runs `work` under an idempotency claim on `(name, key)`: a repeat returns the stored outcome

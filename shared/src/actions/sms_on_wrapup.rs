@@ -188,6 +188,7 @@ pub async fn run(
             if let Err(error) = deps.sms.record_sent(&record).await {
                 tracing::error!(action = NAME, event_key = %key, message_sid = %sent.sid, reason = %error, "SMS sent but not recorded");
             }
+            super::delivery_status::schedule_first_check(&record, deps).await;
             tracing::info!(action = NAME, event_key = %key, message_sid = %sent.sid, to = %masked, "SMS sent");
             Ok(Outcome::new("sent", sent.sid))
         }

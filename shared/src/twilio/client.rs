@@ -1,5 +1,6 @@
-//! The Messages API client: one form POST per SMS, credentials from Secrets Manager, and one retry
-//! after a 401 so a rotated API key takes effect without an outage.
+//! The Messages API client: one form POST per SMS, one GET to read a message's status back,
+//! credentials from Secrets Manager, and one retry after a 401 so a rotated API key takes effect
+//! without an outage.
 
 use std::fmt;
 use std::sync::Arc;
@@ -66,6 +67,52 @@ struct MessageResource {
     status: String,
     #[serde(default)]
     num_segments: Option<Count>,
+}
+
+/// A message's delivery status as Twilio reports it when asked (not in a callback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageStatus {
+    /// The message SID.
+    pub sid: String,
+    /// Its status now (`queued`, `sent`, `delivered`, `undelivered`...).
+    pub status: String,
+    /// The error code of a failed delivery (30003..30008), as the callback's `ErrorCode` text.
+    pub error_code: Option<String>,
+}
+
+/// The part of a fetched message resource that is read.
+#[derive(Deserialize)]
+struct FetchedResource {
+    sid: String,
+    status: String,
+    /// An integer or null in Twilio's JSON; a string is accepted too.
+    #[serde(default)]
+    error_code: Option<serde_json::Value>,
+}
+
+impl FetchedResource {
+    fn into_status(self) -> MessageStatus {
+        let error_code = match self.error_code {
+            Some(serde_json::Value::Number(code)) => Some(code.to_string()),
+            Some(serde_json::Value::String(code)) => {
+                Some(code.trim().to_owned()).filter(|c| !c.is_empty())
+            }
+            _ => None,
+        };
+        MessageStatus {
+            sid: self.sid,
+            status: self.status,
+            error_code,
+        }
+    }
+}
+
+/// Whether `sid` is a message SID (`SM` or `MM` and 32 hex digits), so nothing else is ever put
+/// into a request path.
+fn is_message_sid(sid: &str) -> bool {
+    (sid.starts_with("SM") || sid.starts_with("MM"))
+        && sid.len() == 34
+        && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `num_segments` is a string in Twilio's JSON; a number is accepted too.
@@ -161,6 +208,76 @@ impl TwilioClient {
             response = self.post(&fresh, sms).await?;
         }
         read_answer(response).await
+    }
+
+    /// Reads a message's status back (`GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`),
+    /// for when its status callbacks were lost: Twilio does not retry a callback answered with an
+    /// error. A 401 is handled as in [`TwilioClient::send`]; 429, 5xx and transport failures are
+    /// `Retryable`, anything else (no such message, refused credentials) `Permanent`.
+    pub async fn fetch_status(&self, sid: &str) -> crate::Result<MessageStatus> {
+        if !is_message_sid(sid) {
+            return Err(crate::Error::permanent(format!(
+                "{sid:?} is not a Twilio message SID"
+            )));
+        }
+        let credentials = self.credentials().await?;
+        let mut response = self.get_message(&credentials, sid).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            tracing::warn!(
+                user = %credentials.basic_auth().0,
+                "Twilio refused the credentials; reading the secret again"
+            );
+            self.credentials.invalidate().await;
+            let fresh = self.credentials().await?;
+            if !fresh.same_auth(&credentials) {
+                response = self.get_message(&fresh, sid).await?;
+            }
+        }
+        let status = response.status();
+        if status.is_success() {
+            let body = response.bytes().await.map_err(|e| {
+                crate::Error::retryable(format!("Twilio's answer for {sid} could not be read: {e}"))
+            })?;
+            let resource: FetchedResource = serde_json::from_slice(&body).map_err(|_| {
+                crate::Error::permanent(format!(
+                    "Twilio's answer for {sid} is not a message resource"
+                ))
+            })?;
+            return Ok(resource.into_status());
+        }
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap_or_default();
+        Err(
+            match (status.as_u16(), classify(status.as_u16(), &headers, &body)) {
+                (404, _) => crate::Error::permanent(format!(
+                    "Twilio has no message {sid} in this account (HTTP 404)"
+                )),
+                (_, unavailable @ SendError::Unavailable { .. }) => unavailable.into(),
+                (http, other) => crate::Error::permanent(format!(
+                    "Twilio did not answer the status of {sid} (HTTP {http}): {other}"
+                )),
+            },
+        )
+    }
+
+    /// The fetch-message request: HTTP Basic auth, JSON answer.
+    async fn get_message(
+        &self,
+        credentials: &TwilioCredentials,
+        sid: &str,
+    ) -> Result<reqwest::Response, SendError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages/{sid}.json",
+            self.api_base, credentials.account_sid
+        );
+        let (user, password) = credentials.basic_auth();
+        self.http
+            .get(url)
+            .basic_auth(user, Some(password.expose_secret()))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| SendError::from_transport(&e))
     }
 
     async fn credentials(&self) -> Result<Arc<TwilioCredentials>, SendError> {
@@ -309,6 +426,45 @@ mod tests {
             !debug.contains("8675309") && !debug.contains("secret code"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn only_message_sids_reach_a_request_path() {
+        assert!(is_message_sid("SM0123456789abcdef0123456789ABCDEF"));
+        assert!(is_message_sid("MM0123456789abcdef0123456789abcdef"));
+        for bad in [
+            "",
+            "SM123",
+            "AC0123456789abcdef0123456789abcdef",
+            "SM0123456789abcdef0123456789abcdeg",
+            "SM0123456789abcdef0123456789abc/..",
+            "SM0123456789abcdef0123456789abcdef0",
+        ] {
+            assert!(!is_message_sid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_fetched_error_code_is_read_as_a_number_or_a_string() {
+        let read = |json: &str| {
+            serde_json::from_str::<FetchedResource>(json)
+                .unwrap()
+                .into_status()
+        };
+        let undelivered = read(r#"{"sid":"SM1","status":"undelivered","error_code":30003}"#);
+        assert_eq!(undelivered.status, "undelivered");
+        assert_eq!(undelivered.error_code.as_deref(), Some("30003"));
+        assert_eq!(
+            read(r#"{"sid":"SM1","status":"failed","error_code":"30008"}"#)
+                .error_code
+                .as_deref(),
+            Some("30008")
+        );
+        assert_eq!(
+            read(r#"{"sid":"SM1","status":"delivered","error_code":null}"#).error_code,
+            None
+        );
+        assert_eq!(read(r#"{"sid":"SM1","status":"sent"}"#).error_code, None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod segments;
 mod status;
 
 pub use classify::SendError;
-pub use client::{OutboundSms, SentMessage, TwilioClient, DEFAULT_API_BASE};
+pub use client::{MessageStatus, OutboundSms, SentMessage, TwilioClient, DEFAULT_API_BASE};
 pub use credentials::{Sender, TwilioCredentials};
 pub use e164::is_e164;
 pub use segments::{segments, SmsEncoding, MAX_BODY_CHARS};
