@@ -141,6 +141,38 @@ pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(6 * 3600);
 /// drops a message that is still being retried.
 pub const MAX_RETRY_BUDGET: Duration = Duration::from_secs(3 * 24 * 3600);
 
+/// `STATUS_CHECK_SCHEDULE_SECS`: at most 10 waits of 1 s to 12 h; unset is the default schedule,
+/// `off` none.
+fn check_schedule<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Vec<Duration>, ConfigError> {
+    let Some(text) = env.optional("STATUS_CHECK_SCHEDULE_SECS") else {
+        return Ok(crate::actions::delivery_status::DEFAULT_CHECK_SCHEDULE.to_vec());
+    };
+    let problem = || {
+        ConfigError {
+        name: "STATUS_CHECK_SCHEDULE_SECS",
+        problem: "must be at most 10 comma-separated whole seconds, each from 1 to 43200 (empty: no checks)".into(),
+    }
+    };
+    let waits: Vec<Duration> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<u64>()
+                .ok()
+                .filter(|secs| (1..=43_200).contains(secs))
+                .map(Duration::from_secs)
+                .ok_or_else(problem)
+        })
+        .collect::<Result<_, _>>()?;
+    if waits.len() > 10 {
+        return Err(problem());
+    }
+    Ok(waits)
+}
+
 /// Everything the receiver needs to know, validated.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
@@ -389,6 +421,9 @@ pub struct ActionsConfig {
     /// How long "this event's SMS was sent" is remembered (`SMS_IDEMPOTENCY_WINDOW_SECS`): longer
     /// than every path back into the pipeline, so no redrive or replay texts a customer twice.
     pub sms_window: Duration,
+    /// Waits between the status checks after each SMS (`STATUS_CHECK_SCHEDULE_SECS`, seconds,
+    /// comma-separated; `off` turns checks off).
+    pub status_check_schedule: Vec<Duration>,
     /// What triggers what (`RULES` inline JSON or `RULES_FILE`).
     pub rules: Rules,
     /// Secret caching.
@@ -463,6 +498,7 @@ impl ActionsConfig {
             sms_record_ttl: env
                 .seconds("SMS_RECORD_TTL_SECS", Duration::from_secs(7 * 24 * 3600))?,
             sms_window,
+            status_check_schedule: check_schedule(env)?,
             rules,
             secrets: SecretsPolicy::from_env(env)?,
             egress: EgressPolicy::new(

@@ -52,6 +52,10 @@ pub enum Command {
         /// Seconds the local AWS is cut mid-run.
         #[arg(long, default_value_t = 5)]
         outage_secs: u64,
+        /// Seconds the local Twilio answers every send 503, from early in the run: longer than
+        /// the first retries, far inside the retry budget.
+        #[arg(long, default_value_t = 90)]
+        twilio_outage_secs: u64,
         /// Deliveries per second, at most (the senders also wait while the queue is long).
         #[arg(long, default_value_t = 20)]
         rate: u32,
@@ -66,12 +70,14 @@ pub async fn run(command: Command) -> Result<Report> {
             events,
             seed,
             outage_secs,
+            twilio_outage_secs,
             rate,
         } => {
             soak::run(soak::Settings {
                 events,
                 seed,
                 outage: std::time::Duration::from_secs(outage_secs),
+                twilio_outage: std::time::Duration::from_secs(twilio_outage_secs),
                 rate,
             })
             .await

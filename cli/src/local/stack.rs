@@ -344,8 +344,13 @@ pub fn function_settings(
             format!("{receiver_url}/webhooks/twilio/status"),
         ),
         ("RULES", rules.to_owned()),
+        ("STATUS_CHECK_SCHEDULE_SECS", LOCAL_STATUS_CHECKS.to_owned()),
     ])
 }
+
+/// The local stack's status-check schedule: seconds where production waits minutes to hours, so
+/// a demo or soak sees every SMS's status read back without waiting an hour.
+pub const LOCAL_STATUS_CHECKS: &str = "2,5,15";
 
 impl Stack {
     /// Starts everything with the default `hmac` webhook scheme; `port` is the receiver's,

@@ -64,12 +64,13 @@ impl Deps {
             conversations: ConversationStore::new(ddb, table, config.context_ttl),
             actions: ActionDeps::new(&config.actions, aws, http)
                 .await?
-                .with_status_checks(
-                    config
-                        .queue_url
-                        .as_ref()
-                        .map(|url| StatusChecks::new(aws_sdk_sqs::Client::new(aws), url)),
-                ),
+                .with_status_checks(config.queue_url.as_ref().map(|url| {
+                    StatusChecks::new(
+                        aws_sdk_sqs::Client::new(aws),
+                        url,
+                        config.actions.status_check_schedule.clone(),
+                    )
+                })),
             queue: config.queue_url.clone().map(|url| {
                 QueueSender::new(
                     aws_sdk_sqs::Client::new(aws),

@@ -60,6 +60,7 @@ impl Deps {
                 .with_status_checks(Some(StatusChecks::new(
                     aws_sdk_sqs::Client::new(aws),
                     &config.queue_url,
+                    config.actions.status_check_schedule.clone(),
                 ))),
             clock: genesys_relay::clock::system(),
             config,

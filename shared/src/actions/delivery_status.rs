@@ -320,11 +320,11 @@ pub const CHECK_NAME: &str = "status_check";
 /// `<MessageSid>;<attempt>;<not-before epoch ms>`.
 pub const CHECK_ATTRIBUTE: &str = "status-check";
 
-/// When each check is due: the first this long after the SMS, each further one this long after
-/// the check before (1 min, 5 min, 30 min, 2 h, 6 h). After the last, about 8 h 36 min after the
+/// When each check is due by default (`STATUS_CHECK_SCHEDULE_SECS`): the first this long after
+/// the SMS, each further one this long after the check before (1 min, 5 min, 30 min, 2 h, 6 h). After the last, about 8 h 36 min after the
 /// SMS, checks stop and the status is left as it is (logged): a message still short of a final
 /// status by then is one whose carrier reports no delivery.
-pub const CHECK_SCHEDULE: [Duration; 5] = [
+pub const DEFAULT_CHECK_SCHEDULE: [Duration; 5] = [
     Duration::from_secs(60),
     Duration::from_secs(5 * 60),
     Duration::from_secs(30 * 60),
@@ -347,18 +347,18 @@ pub struct StatusCheck {
 }
 
 impl StatusCheck {
-    /// The first check of a message sent at `now`.
-    pub fn first(message_sid: &str, now: SystemTime) -> Self {
-        Self {
+    /// The first check of a message sent at `now`, by `schedule`; `None` for an empty schedule.
+    pub fn first(message_sid: &str, now: SystemTime, schedule: &[Duration]) -> Option<Self> {
+        Some(Self {
             message_sid: message_sid.to_owned(),
             attempt: 1,
-            not_before_ms: epoch_millis(now + CHECK_SCHEDULE[0]),
-        }
+            not_before_ms: epoch_millis(now + *schedule.first()?),
+        })
     }
 
-    /// The check after this one, run at `now`; `None` once the schedule is over.
-    pub fn next(&self, now: SystemTime) -> Option<Self> {
-        let wait = CHECK_SCHEDULE.get(usize::try_from(self.attempt).ok()?)?;
+    /// The check after this one, run at `now`; `None` once `schedule` is over.
+    pub fn next(&self, now: SystemTime, schedule: &[Duration]) -> Option<Self> {
+        let wait = schedule.get(usize::try_from(self.attempt).ok()?)?;
         Some(Self {
             message_sid: self.message_sid.clone(),
             attempt: self.attempt + 1,
@@ -398,15 +398,27 @@ impl StatusCheck {
 pub struct StatusChecks {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
+    schedule: Vec<Duration>,
 }
 
 impl StatusChecks {
-    /// Checks queued on `queue_url` (the main queue, which the processor consumes).
-    pub fn new(sqs: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+    /// Checks queued on `queue_url` (the main queue, which the processor consumes), due by
+    /// `schedule` (see [`DEFAULT_CHECK_SCHEDULE`]).
+    pub fn new(
+        sqs: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        schedule: Vec<Duration>,
+    ) -> Self {
         Self {
             sqs,
             queue_url: queue_url.into(),
+            schedule,
         }
+    }
+
+    /// The waits between checks.
+    pub fn schedule_of_checks(&self) -> &[Duration] {
+        &self.schedule
     }
 
     /// Whether the queue is FIFO, which takes no per-message delay.
@@ -462,7 +474,10 @@ pub async fn schedule_first_check(record: &SmsRecord, deps: &ActionDeps) {
         return;
     }
     let now = SystemTime::now();
-    let check = StatusCheck::first(&record.message_sid, now);
+    let Some(check) = StatusCheck::first(&record.message_sid, now, checks.schedule_of_checks())
+    else {
+        return;
+    };
     if let Err(error) = checks.schedule(&check, now).await {
         tracing::error!(action = CHECK_NAME, message_sid = %record.message_sid, reason = %error, "SMS sent but its status check not scheduled");
     }
@@ -566,8 +581,12 @@ async fn check_now(check: &StatusCheck, now: SystemTime, deps: &ActionDeps) -> R
     if deps.sms.get(sid).await?.is_some_and(|r| settled(&r)) {
         return Ok(outcome);
     }
-    match (check.next(now), &deps.status_checks) {
-        (Some(next), Some(checks)) => {
+    let next = deps
+        .status_checks
+        .as_ref()
+        .and_then(|checks| Some((check.next(now, checks.schedule_of_checks())?, checks)));
+    match next {
+        Some((next, checks)) => {
             checks.schedule(&next, now).await?;
             tracing::info!(action = CHECK_NAME, message_sid = %sid, status = %callback.status, next_attempt = next.attempt, "status not final yet; checking again later");
         }
@@ -769,21 +788,26 @@ mod tests {
     #[test]
     fn checks_follow_the_schedule_then_stop() {
         let sent = std::time::UNIX_EPOCH + Duration::from_secs(1_000);
-        let mut check = StatusCheck::first("SM1", sent);
+        let mut check = StatusCheck::first("SM1", sent, &DEFAULT_CHECK_SCHEDULE).unwrap();
         assert_eq!((check.attempt, check.not_before_ms), (1, 1_060_000));
         let mut waits = Vec::new();
         let mut now = sent + Duration::from_secs(60);
-        while let Some(next) = check.next(now) {
+        while let Some(next) = check.next(now, &DEFAULT_CHECK_SCHEDULE) {
             waits.push((next.not_before_ms - epoch_millis(now)) / 1000);
             now = std::time::UNIX_EPOCH + Duration::from_millis(next.not_before_ms);
             check = next;
         }
         assert_eq!(waits, [300, 1800, 7200, 21600]);
-        assert_eq!(check.attempt, CHECK_SCHEDULE.len() as u32);
+        assert_eq!(check.attempt, DEFAULT_CHECK_SCHEDULE.len() as u32);
         // One run per check, however often it is delivered; another attempt is another run.
         let again = StatusCheck::parse(&check.encode()).unwrap();
         assert_eq!(check.key(), again.key());
-        assert_ne!(check.key(), StatusCheck::first("SM1", sent).key());
+        assert_ne!(
+            check.key(),
+            StatusCheck::first("SM1", sent, &DEFAULT_CHECK_SCHEDULE)
+                .unwrap()
+                .key()
+        );
     }
 
     #[test]
