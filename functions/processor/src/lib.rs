@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
-use genesys_relay::actions::delivery_status::StatusChecks;
+use genesys_relay::actions::delivery_status::{self, StatusChecks};
 use genesys_relay::actions::ActionDeps;
 use genesys_relay::clock::Clock;
 use genesys_relay::config::ProcessorConfig;
@@ -163,15 +163,34 @@ async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> bool {
     }
 }
 
-/// How long the record has been on the queue (since SQS's `SentTimestamp`: acceptance, or the
-/// redrive that brought it back, which starts a new budget).
+/// How long the record's work has been due: since SQS's `SentTimestamp` (acceptance, or the
+/// redrive that brought it back, which starts a new budget), or since a delayed job's own due
+/// time when that is later (a status check or delivery waiting for its time is not failing).
 fn queued_for(record: &SqsMessage, now: SystemTime) -> Duration {
-    record
+    let sent_ms = record
         .attributes
         .get("SentTimestamp")
-        .and_then(|ms| ms.parse::<u64>().ok())
+        .and_then(|ms| ms.parse::<u64>().ok());
+    let attribute = |name: &str| {
+        record
+            .message_attributes
+            .get(name)
+            .and_then(|a| a.string_value.as_deref())
+    };
+    let due_ms = attribute(forwarding::ATTRIBUTE)
+        .and_then(forwarding::Job::parse)
+        .map(|job| job.not_before_ms)
+        .or_else(|| {
+            attribute(delivery_status::CHECK_ATTRIBUTE)
+                .and_then(delivery_status::StatusCheck::parse)
+                .map(|check| check.not_before_ms)
+        });
+    sent_ms
+        .into_iter()
+        .chain(due_ms)
+        .max()
         .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
-        .and_then(|sent| now.duration_since(sent).ok())
+        .and_then(|since| now.duration_since(since).ok())
         .unwrap_or_default()
 }
 
@@ -221,5 +240,51 @@ async fn delay_visibility(record: &SqsMessage, delay: Duration, deps: &Deps) {
     if let Err(e) = result {
         // The message still comes back, after the queue's own visibility timeout.
         tracing::warn!(reason = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not delay the retry");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessageAttribute;
+
+    fn record(sent_ms: u64, attribute: Option<(&str, String)>) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record
+            .attributes
+            .insert("SentTimestamp".into(), sent_ms.to_string());
+        if let Some((name, value)) = attribute {
+            let mut attribute = SqsMessageAttribute::default();
+            attribute.string_value = Some(value);
+            attribute.data_type = Some("String".into());
+            record.message_attributes.insert(name.into(), attribute);
+        }
+        record
+    }
+
+    #[test]
+    fn the_retry_budget_counts_from_when_the_work_is_due() {
+        let sent_ms = 1_800_000_000_000;
+        let now = UNIX_EPOCH + Duration::from_millis(sent_ms) + Duration::from_secs(6 * 3600 + 1);
+        // An event: failing since it was queued.
+        assert_eq!(
+            queued_for(&record(sent_ms, None), now),
+            Duration::from_secs(6 * 3600 + 1)
+        );
+        // A status check due six hours after it was queued has waited, not failed.
+        let due = sent_ms + 6 * 3600 * 1000;
+        let check = record(
+            sent_ms,
+            Some((delivery_status::CHECK_ATTRIBUTE, format!("SM1;5;{due}"))),
+        );
+        assert_eq!(queued_for(&check, now), Duration::from_secs(1));
+        let job = record(
+            sent_ms,
+            Some((forwarding::ATTRIBUTE, format!("crm;3;{due}"))),
+        );
+        assert_eq!(queued_for(&job, now), Duration::from_secs(1));
+        // Not due yet: nothing spent.
+        let early = UNIX_EPOCH + Duration::from_millis(sent_ms + 1000);
+        assert_eq!(queued_for(&check, early), Duration::ZERO);
     }
 }
