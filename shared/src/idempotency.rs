@@ -91,13 +91,16 @@ impl Idempotency {
     }
 
     /// Records for the actions as configured: the general window, and the SMS's own, which
-    /// outlives every path back into the pipeline.
+    /// outlives every path back into the pipeline; forwarding deliveries keep it too, so a replay
+    /// weeks later delivers nothing an endpoint already has.
     pub fn for_actions(ddb: aws_sdk_dynamodb::Client, config: &ActionsConfig) -> Self {
         Self::new(ddb, config.table_name.clone(), config.idempotency_window)
             .with_window(crate::actions::sms_on_wrapup::NAME, config.sms_window)
+            .with_window(crate::actions::forward::NAME_PREFIX, config.sms_window)
     }
 
-    /// Remembers `action`'s results for `window` instead of the general one.
+    /// Remembers `action`'s results for `window` instead of the general one; an `action` ending in
+    /// `:` names every action it prefixes (`forward:` for each endpoint's deliveries).
     pub fn with_window(mut self, action: &str, window: Duration) -> Self {
         self.windows.retain(|(name, _)| name != action);
         self.windows.push((action.to_owned(), window));
@@ -113,7 +116,9 @@ impl Idempotency {
     fn window_for(&self, action: &str) -> Duration {
         self.windows
             .iter()
-            .find(|(name, _)| name == action)
+            .find(|(name, _)| {
+                name == action || (name.ends_with(':') && action.starts_with(name.as_str()))
+            })
             .map_or(self.window, |(_, window)| *window)
     }
 
@@ -253,6 +258,23 @@ mod tests {
 
     fn item(pairs: &[(&str, &str)]) -> HashMap<String, AttributeValue> {
         pairs.iter().map(|(k, v)| (k.to_string(), s(v))).collect()
+    }
+
+    #[test]
+    fn windows_apply_to_their_action_or_the_actions_they_prefix() {
+        let ddb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let long = Duration::from_secs(35 * 24 * 3600);
+        let idempotency = Idempotency::new(ddb, "t", DEFAULT_WINDOW)
+            .with_window("sms_on_wrapup", long)
+            .with_window("forward:", long);
+        assert_eq!(idempotency.window_for("sms_on_wrapup"), long);
+        assert_eq!(idempotency.window_for("forward:crm"), long);
+        assert_eq!(idempotency.window_for("delivery_status"), DEFAULT_WINDOW);
+        assert_eq!(idempotency.window_for("sms_on_wrapup_x"), DEFAULT_WINDOW);
     }
 
     #[test]
