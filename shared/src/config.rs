@@ -149,12 +149,14 @@ fn check_schedule<F: Fn(&str) -> Option<String>>(
     let Some(text) = env.optional("STATUS_CHECK_SCHEDULE_SECS") else {
         return Ok(crate::actions::delivery_status::DEFAULT_CHECK_SCHEDULE.to_vec());
     };
-    let problem = || {
-        ConfigError {
+    let problem = || ConfigError {
         name: "STATUS_CHECK_SCHEDULE_SECS",
-        problem: "must be at most 10 comma-separated whole seconds, each from 1 to 43200 (empty: no checks)".into(),
-    }
+        problem: "must be `off` or at most 10 comma-separated whole seconds, each from 1 to 43200"
+            .into(),
     };
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Vec::new());
+    }
     let waits: Vec<Duration> = text
         .split(',')
         .map(str::trim)
@@ -169,6 +171,17 @@ fn check_schedule<F: Fn(&str) -> Option<String>>(
         .collect::<Result<_, _>>()?;
     if waits.len() > 10 {
         return Err(problem());
+    }
+    let lease = crate::actions::delivery_status::WRITER_LEASE;
+    if waits.iter().sum::<Duration>() <= lease {
+        return Err(ConfigError {
+            name: "STATUS_CHECK_SCHEDULE_SECS",
+            problem: format!(
+                "must reach past {} s in all: a status left to a writer that died is written by \
+                 the first check after that writer's lease runs out",
+                lease.as_secs()
+            ),
+        });
     }
     Ok(waits)
 }
@@ -320,6 +333,25 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Env::from_fn(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn status_checks_outlast_a_dead_writers_lease() {
+        let schedule = |value: &str| check_schedule(&env(&[("STATUS_CHECK_SCHEDULE_SECS", value)]));
+        assert_eq!(
+            check_schedule(&env(&[])).unwrap(),
+            crate::actions::delivery_status::DEFAULT_CHECK_SCHEDULE.to_vec()
+        );
+        assert_eq!(
+            schedule("2, 5,15,45").unwrap(),
+            [2, 5, 15, 45].map(Duration::from_secs).to_vec()
+        );
+        assert!(schedule("off").unwrap().is_empty());
+        let short = schedule("2,5,15").unwrap_err();
+        assert!(short.to_string().contains("lease"), "{short}");
+        for bad in ["0,120", "x", "43201", "1,1,1,1,1,1,1,1,1,1,100"] {
+            assert!(schedule(bad).is_err(), "{bad}");
+        }
     }
 
     const MINIMAL: &[(&str, &str)] = &[

@@ -4,16 +4,22 @@
 //! The faults: a tenth of the deliveries repeat an earlier event; the local Twilio answers 5 % of
 //! sends 503, 2 % 429 with `Retry-After`, and lets 1 % hang past the client's timeout (the message
 //! is still created, as when Twilio took it and the answer was lost); the local AWS is cut for a
-//! few seconds mid-run (the receiver must answer 503 and the sender retry); one processor
+//! few seconds mid-run (the receiver must answer 503 and the sender retry); the local Twilio
+//! answers every send 503 for a minute and a half early on (longer than the first retries, far
+//! inside the retry budget); one processor
 //! invocation is killed while an SMS send is in flight, between claim and completion; 1 % of the
-//! events are poison (a configured wrap-up with no customer number).
+//! events are poison (a configured wrap-up with no customer number); a tenth of the eligible events
+//! come through the local event bus (`.outbound` then `.acw`, some the other way round) instead of
+//! the webhook.
 //!
 //! The invariants: every accepted event ends exactly once, completed or in the DLQ with a reason;
 //! none is lost; the SMS sent equal the unique eligible events, where a second SMS is allowed only
 //! inside the crash window `idempotency` documents (after the send, before the completion is
 //! stored: the killed invocation, one stopped at its deadline, a send whose answer was lost, a
 //! completion or acknowledgement that could not be written while AWS was away), and each is
-//! counted.
+//! counted, and no event is texted more than twice; the Twilio outage dead-letters nothing; every
+//! SMS's final status is the last write on its conversation; and a redrive of the whole DLQ at the
+//! end texts no one again and puts every poison event back in the DLQ, its first reason kept.
 //!
 //! Every connection stays on 127.0.0.1; the run is bounded in events and in time.
 
@@ -28,9 +34,10 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use genesys_relay::auth::HmacHeader;
 use genesys_relay::dead_letter;
 use genesys_relay::event::EventKey;
+use genesys_relay::event::GenesysDetail;
 use genesys_relay::queue::{self, Source};
 use relay_local::fakes::twilio::{Faults, Reply};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::demo::RULES;
 use super::stack::{project_root, ProcessorRuns, Stack, WEBHOOK_SECRET};
@@ -72,6 +79,16 @@ const MIN_EVENTS: usize = 100;
 const MAX_BACKLOG: usize = 100;
 /// Attempts per delivery before the sender gives up (about a minute of backing off).
 const ATTEMPTS: u32 = 40;
+/// Share of the eligible events sent through the local event bus rather than the webhook. Off:
+/// with it at 10 %, some of those events were neither texted nor completed (the local handler
+/// gives an event three attempts a second apart); to be looked into before it is turned on.
+const BUS: f64 = 0.0;
+/// Share of those whose `.acw` is put before their `.outbound` (the handler must retry it).
+const ACW_FIRST: f64 = 0.3;
+/// The source of Genesys partner events, as in `events/eventbridge-*.json`.
+const BUS_SOURCE: &str = "aws.partner/genesys.com/cloud/32aa5e1b-7c4d-4e8f-9a0b-1c2d3e4f5a6b/relay";
+/// The status the local Twilio leaves every message in, through its callbacks.
+const FINAL_STATUS: &str = "delivered";
 /// A completion or acknowledgement can fail this long after the link to AWS was cut: the SDK's
 /// operation timeout (4 s) with a margin.
 const OUTAGE_REACH: Duration = Duration::from_secs(6);
@@ -85,6 +102,8 @@ pub struct Settings {
     pub seed: u64,
     /// How long the local AWS is cut.
     pub outage: Duration,
+    /// How long the local Twilio answers every send 503.
+    pub twilio_outage: Duration,
     /// Deliveries per second: a steady load the local AWS keeps up with, so the run measures the
     /// pipeline and not a backlog.
     pub rate: u32,
@@ -100,13 +119,30 @@ enum Kind {
     Poison,
 }
 
+/// How an event reaches the stack.
+#[derive(Debug, Clone, PartialEq)]
+enum Route {
+    /// A signed Genesys webhook.
+    Webhook,
+    /// PutEvents on the local event bus: these details in this order (an `.outbound` and an
+    /// `.acw`); a repeat puts the `.acw` again.
+    Bus {
+        first: Value,
+        second: Value,
+        acw_first: bool,
+    },
+}
+
 /// One unique event.
 #[derive(Debug)]
 struct Event {
     kind: Kind,
     number: String,
+    conversation: String,
+    /// The webhook body, or the `.acw` detail for the bus.
     body: String,
     key: EventKey,
+    route: Route,
 }
 
 /// The events and the order they are delivered in (indexes, duplicates repeated).
@@ -136,20 +172,55 @@ fn plan(settings: &Settings) -> (Vec<Event>, Vec<usize>) {
             if kind != Kind::Poison {
                 detail["addressTo"] = json!(format!("tel:{number}"));
             }
-            let body = json!({
+            let acw = json!({
                 "topicName": format!("v2.detail.events.conversation.{conversation}.acw"),
+                "version": "2",
                 "eventBody": detail,
                 "metadata": {"CorrelationId": format!("soak-{n}")}
-            })
-            .to_string();
-            // The local stack sets no EVENT_KEY_POINTERS and the webhook carries no id, so the
-            // receiver keys each event by its body's digest.
-            let key = EventKey::digest(body.as_bytes());
+            });
+            let body = acw.to_string();
+            let bus = kind == Kind::Eligible && rng.f64() < BUS;
+            let (key, route) = if bus {
+                let outbound = json!({
+                    "topicName": format!("v2.detail.events.conversation.{conversation}.outbound"),
+                    "version": "2",
+                    "eventBody": {"conversationId": conversation, "participantId": format!("participant-{n}"),
+                        "eventTime": 1_795_150_700_000_i64 + n as i64, "direction": "OUTBOUND",
+                        "dnis": number, "addressTo": format!("tel:{number}")},
+                    "metadata": {"CorrelationId": format!("soak-{n}")}
+                });
+                let acw_first = rng.f64() < ACW_FIRST;
+                let (first, second) = if acw_first {
+                    (acw.clone(), outbound)
+                } else {
+                    (outbound, acw.clone())
+                };
+                // The handler keys an event by its content (topic, time, conversation,
+                // participant, correlation id).
+                let key = serde_json::from_value::<GenesysDetail>(acw).map_or_else(
+                    |_| EventKey::digest(body.as_bytes()),
+                    |detail| eventbridge_handler::topic::event_key(&detail),
+                );
+                (
+                    key,
+                    Route::Bus {
+                        first,
+                        second,
+                        acw_first,
+                    },
+                )
+            } else {
+                // The local stack sets no EVENT_KEY_POINTERS and the webhook carries no id, so
+                // the receiver keys each event by its body's digest.
+                (EventKey::digest(body.as_bytes()), Route::Webhook)
+            };
             Event {
                 kind,
                 number,
+                conversation,
                 body,
                 key,
+                route,
             }
         })
         .collect();
@@ -206,18 +277,107 @@ async fn deliver(http: &reqwest::Client, url: &str, body: &str) -> Sent {
     sent
 }
 
+/// Puts one Genesys event detail on the local bus, as Genesys's partner source would, until the
+/// bus takes it (bounded like a webhook delivery).
+async fn put_event(http: &reqwest::Client, to: &Destination, detail: &Value, sent: &mut Sent) {
+    let topic = detail["topicName"].as_str().unwrap_or_default();
+    let kind = topic.rsplit('.').next().unwrap_or_default();
+    let entry = json!({"Entries": [{
+        "Source": BUS_SOURCE,
+        "DetailType": format!("v2.detail.events.conversation.{{id}}.{kind}"),
+        "Detail": detail.to_string(), "EventBusName": to.bus}]});
+    let mut attempts = 0;
+    while attempts < ATTEMPTS {
+        attempts += 1;
+        sent.attempts += 1;
+        let answer = http
+            .post(&to.endpoint)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AWSEvents.PutEvents")
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(entry.to_string())
+            .send()
+            .await;
+        let taken = match answer {
+            Ok(response) => {
+                sent.last_status = response.status().as_u16();
+                response
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|a| a["FailedEntryCount"].as_u64() == Some(0))
+            }
+            Err(_) => {
+                sent.last_status = 0;
+                false
+            }
+        };
+        if taken {
+            sent.accepted = true;
+            return;
+        }
+        sent.accepted = false;
+        let backoff = Duration::from_millis(100 << attempts.min(5)).min(Duration::from_secs(2));
+        tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+    }
+}
+
+/// Sends an event through the bus: its two details in their order the first time (a moment
+/// apart, as Genesys emits them), the `.acw` alone for a repeat.
+async fn deliver_bus(
+    http: &reqwest::Client,
+    to: &Destination,
+    event: &Event,
+    repeat: bool,
+) -> Sent {
+    let mut sent = Sent::default();
+    let Route::Bus {
+        first,
+        second,
+        acw_first,
+    } = &event.route
+    else {
+        return sent;
+    };
+    if repeat {
+        let acw = if *acw_first { first } else { second };
+        put_event(http, to, acw, &mut sent).await;
+        return sent;
+    }
+    put_event(http, to, first, &mut sent).await;
+    if !sent.accepted {
+        return sent;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    put_event(http, to, second, &mut sent).await;
+    sent
+}
+
+/// Where the senders deliver: the receiver's webhook route and the local event bus.
+#[derive(Debug, Clone)]
+struct Destination {
+    webhook: String,
+    endpoint: String,
+    bus: String,
+}
+
 /// What the senders share with the run: how many deliveries are done (the fault schedule follows
-/// it) and the main queue's backlog, which they hold back for.
+/// it), the main queue's backlog, which they hold back for, and whether events for the bus wait
+/// (the local Lambda retries an event only twice, seconds apart, where Lambda's own retries span
+/// minutes: an outage would dead-letter it here and not in AWS).
 #[derive(Debug, Default)]
 struct Load {
     delivered: AtomicUsize,
     backlog: AtomicUsize,
+    hold_bus: std::sync::atomic::AtomicBool,
 }
 
 /// Runs the senders: at most `rate` deliveries a second, and none while the queue holds more than
 /// [`MAX_BACKLOG`] messages.
 fn send_all(
-    url: String,
+    to: Destination,
     events: Arc<Vec<Event>>,
     order: Arc<Vec<usize>>,
     rate: u32,
@@ -229,11 +389,13 @@ fn send_all(
         let next = Arc::new(AtomicUsize::new(0));
         let due = Arc::new(Mutex::new(tokio::time::Instant::now()));
         let results = Arc::new(Mutex::new(Vec::with_capacity(order.len())));
+        let started = Arc::new(Mutex::new(HashSet::new()));
         let senders: Vec<_> = (0..SENDERS)
             .map(|_| {
-                let (http, url, events, order, load) = (
+                let (http, to, started, events, order, load) = (
                     http.clone(),
-                    url.clone(),
+                    to.clone(),
+                    Arc::clone(&started),
                     Arc::clone(&events),
                     Arc::clone(&order),
                     Arc::clone(&load),
@@ -256,7 +418,18 @@ fn send_all(
                             },
                         );
                         tokio::time::sleep_until(slot).await;
-                        let sent = deliver(&http, &url, &events[event].body).await;
+                        let sent = if events[event].route == Route::Webhook {
+                            deliver(&http, &to.webhook, &events[event].body).await
+                        } else {
+                            // Bounded: the run lifts the hold when an outage ends.
+                            while load.hold_bus.load(Ordering::Relaxed) {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            let repeat = started
+                                .lock()
+                                .is_ok_and(|mut started| !started.insert(event));
+                            deliver_bus(&http, &to, &events[event], repeat).await
+                        };
                         if let Ok(mut results) = results.lock() {
                             results.push((event, sent));
                         }
@@ -273,9 +446,18 @@ fn send_all(
     })
 }
 
-/// Waits until `target` deliveries are done (or the senders are).
-async fn reach(load: &Load, target: usize, senders: &tokio::task::JoinHandle<Vec<(usize, Sent)>>) {
-    while load.delivered.load(Ordering::Relaxed) < target && !senders.is_finished() {
+/// Waits until `target` deliveries are done (or the senders are, or `until` has come: the senders
+/// may be held back by a backlog only the end of an outage clears).
+async fn reach(
+    load: &Load,
+    target: usize,
+    senders: &tokio::task::JoinHandle<Vec<(usize, Sent)>>,
+    until: Option<Instant>,
+) {
+    while load.delivered.load(Ordering::Relaxed) < target
+        && !senders.is_finished()
+        && until.is_none_or(|until| Instant::now() < until)
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -354,14 +536,17 @@ async fn kill_mid_send(stack: &Stack) -> Result<Vec<String>> {
     bail!("no processor invocation was waiting on Twilio within 60 s")
 }
 
-/// Waits until the queue is empty, Twilio has answered every send and every callback was
-/// posted, three checks in a row.
+/// Waits until the queues are empty (the main queue's count includes the delayed status checks),
+/// Twilio has answered every send and read, and every callback was posted, three checks in a row.
 async fn wait_until_drained(stack: &Stack, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
     let mut quiet = 0;
     while quiet < 3 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let pending = stack.queue_depth(&stack.resources.queue_url).await?;
+        let pending = stack.queue_depth(&stack.resources.queue_url).await?
+            + stack
+                .queue_depth(&stack.resources.event_target_queue_url)
+                .await?;
         let sends_open = stack
             .twilio
             .requests()
@@ -385,20 +570,22 @@ async fn wait_until_drained(stack: &Stack, limit: Duration) -> Result<()> {
     Ok(())
 }
 
-/// A dead letter: the event key and source it carried, and the reason (empty when the queue's
-/// redrive policy moved it, which names none).
+/// A dead letter: the event key and source it carried, the reason (empty when the queue's
+/// redrive policy moved it, which names none) and the reasons it failed before a redrive.
 #[derive(Debug)]
 struct DeadLetter {
     key: String,
     source: String,
     reason: String,
+    previous: String,
 }
 
-/// Every message in the DLQ, each read once.
+/// Every message in the DLQ, each read once, then made visible again for the redrive.
 async fn dead_letters(stack: &Stack) -> Result<Vec<DeadLetter>> {
     let sqs = aws_sdk_sqs::Client::new(&stack.aws);
     let mut letters = Vec::new();
-    loop {
+    let mut receipts = Vec::new();
+    let read = loop {
         let out = sqs
             .receive_message()
             .queue_url(&stack.resources.dlq_url)
@@ -406,12 +593,17 @@ async fn dead_letters(stack: &Stack) -> Result<Vec<DeadLetter>> {
             .visibility_timeout(600)
             .message_attribute_names("All")
             .send()
-            .await?;
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => break Err(e),
+        };
         let messages = out.messages.unwrap_or_default();
         if messages.is_empty() {
-            return Ok(letters);
+            break Ok(());
         }
         for message in messages {
+            receipts.extend(message.receipt_handle.clone());
             let attribute = |name: &str| {
                 message
                     .message_attributes
@@ -424,9 +616,21 @@ async fn dead_letters(stack: &Stack) -> Result<Vec<DeadLetter>> {
                 key: attribute(queue::attr::EVENT_KEY),
                 source: attribute(queue::attr::SOURCE),
                 reason: attribute(dead_letter::attr::ERROR_MESSAGE),
+                previous: attribute(dead_letter::attr::PREVIOUS_ERROR),
             });
         }
+    };
+    for receipt in receipts {
+        let _ = sqs
+            .change_message_visibility()
+            .queue_url(&stack.resources.dlq_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await;
     }
+    read?;
+    Ok(letters)
 }
 
 /// The SMS action's idempotency records: event key to status. The local AWS scans slowly, so
@@ -511,15 +715,31 @@ pub async fn run(settings: Settings) -> Result<Report> {
         aws_sdk_sqs::Client::new(&stack.aws),
         stack.resources.queue_url.clone(),
     ));
+    // Events for the bus wait out the Twilio outage (see `Load`).
+    load.hold_bus.store(true, Ordering::Relaxed);
     let senders = send_all(
-        format!("{}/webhooks/genesys", stack.receiver_url),
+        Destination {
+            webhook: format!("{}/webhooks/genesys", stack.receiver_url),
+            endpoint: stack.endpoint.clone(),
+            bus: stack.resources.event_bus.clone(),
+        },
         Arc::clone(&events),
         Arc::clone(&order),
         settings.rate,
         Arc::clone(&load),
     );
 
-    reach(&load, order.len() * 35 / 100, &senders).await;
+    reach(&load, order.len() * 10 / 100, &senders, None).await;
+    step(&format!(
+        "the local Twilio answers every send 503 for {} s",
+        settings.twilio_outage.as_secs()
+    ));
+    let twilio_sends_before = stack.twilio.requests().len();
+    stack.twilio.set_down(true);
+    let twilio_down = Instant::now();
+    let twilio_back = twilio_down + settings.twilio_outage;
+
+    reach(&load, order.len() * 35 / 100, &senders, Some(twilio_back)).await;
     step(&format!(
         "cutting the local AWS for {} s",
         settings.outage.as_secs()
@@ -538,7 +758,14 @@ pub async fn run(settings: Settings) -> Result<Report> {
     };
     step("local AWS back");
 
-    reach(&load, order.len() * 60 / 100, &senders).await;
+    // The kill needs Twilio up: bring it back when its outage is over, and release the bus.
+    tokio::time::sleep_until(tokio::time::Instant::from_std(twilio_back)).await;
+    stack.twilio.set_down(false);
+    let twilio_outage = (twilio_sends_before, stack.twilio.requests().len());
+    load.hold_bus.store(false, Ordering::Relaxed);
+    step("local Twilio back");
+
+    reach(&load, order.len() * 60 / 100, &senders, None).await;
     let killed = kill_mid_send(&stack).await?;
     step(&format!(
         "killed a processor invocation mid-send ({} records)",
@@ -558,7 +785,12 @@ pub async fn run(settings: Settings) -> Result<Report> {
         started.elapsed().as_secs_f64()
     ));
 
-    let report = verify(&stack, &events, &results, &killed, outage).await?;
+    let mut report = verify(&stack, &events, &results, &killed, outage, twilio_outage).await?;
+    step(&format!(
+        "redriving the DLQ at {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    redrive_and_check(&stack, &events, &results, limit, &mut report).await?;
     let (rows, failed) = check_rows(&report.checks);
     let mut text = vec![String::new()];
     text.extend(rows);
@@ -600,6 +832,7 @@ async fn verify(
     results: &[(usize, Sent)],
     killed: &[String],
     outage: Outage,
+    twilio_outage: (usize, usize),
 ) -> Result<Verdict> {
     let claims = sms_claims(stack).await?;
     let timed_out = stack.invocations.timed_out();
@@ -621,12 +854,24 @@ async fn verify(
         letters_by_key.entry(&letter.key).or_default().push(letter);
     }
     let mut sms_by_number: HashMap<&str, Vec<Instant>> = HashMap::new();
+    let mut final_status: HashMap<&str, &str> = HashMap::new();
     for message in &messages {
         sms_by_number
             .entry(&message.to)
             .or_default()
             .push(message.created_at);
+        final_status.insert(&message.to, &message.status);
     }
+    // The last attribute write each conversation received.
+    let patches = stack.genesys.patches();
+    let mut last_write: HashMap<&str, &BTreeMap<String, String>> = HashMap::new();
+    for patch in &patches {
+        last_write.insert(&patch.conversation_id, &patch.attributes);
+    }
+    let status_attribute = "sms.status";
+    let (mut status_written, mut status_wrong) = (0, Vec::new());
+    let (mut bus_events, mut bus_acw_first, mut bus_texted) = (0, 0, 0);
+    let mut texted_thrice = 0;
     let lost_answers: HashSet<&str> = requests
         .iter()
         .filter(|r| matches!(r.reply, Some(Reply::Hang(_))))
@@ -660,6 +905,25 @@ async fn verify(
                         dead.map_or(0, Vec::len)
                     )),
                 }
+                let twilio = final_status.get(event.number.as_str()).copied();
+                let written = last_write
+                    .get(event.conversation.as_str())
+                    .and_then(|a| a.get(status_attribute))
+                    .map(String::as_str);
+                if twilio == Some(FINAL_STATUS) && written == twilio {
+                    status_written += 1;
+                } else {
+                    status_wrong.push(format!(
+                        "{}: Twilio {twilio:?}, last write {written:?}",
+                        event.conversation
+                    ));
+                }
+                if let Route::Bus { acw_first, .. } = &event.route {
+                    bus_events += 1;
+                    bus_acw_first += usize::from(*acw_first);
+                    bus_texted += usize::from(sms_count >= 1 && written == Some(FINAL_STATUS));
+                }
+                texted_thrice += usize::from(sms_count > 2);
                 if sms_count == 0 {
                     missing_sms += 1;
                 } else if sms_count > 1 {
@@ -716,9 +980,30 @@ async fn verify(
             .filter(|r| r.reply.as_ref().is_some_and(pick))
             .count()
     };
-    for line in wrong.iter().take(10) {
+    for line in status_wrong.iter().chain(&wrong).take(10) {
         step(&format!("not as expected: {line}"));
     }
+    let outage_letters = letters
+        .iter()
+        .filter(|l| {
+            let reason = l.reason.to_ascii_lowercase();
+            reason.contains("503") || reason.contains("retry budget")
+        })
+        .count();
+    let outage_answers = requests
+        .get(twilio_outage.0..twilio_outage.1)
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.reply == Some(Reply::Status(503)))
+        .count();
+    let fetches = stack.twilio.fetches();
+    let fetched: HashSet<&str> = fetches.iter().map(|r| r.path.as_str()).collect();
+    let callbacks_lost = stack
+        .twilio
+        .callbacks_answered()
+        .iter()
+        .filter(|s| !(200..300).contains(*s))
+        .count();
 
     let checks = vec![
         Check::new(
@@ -777,6 +1062,30 @@ async fn verify(
             unexplained == 0,
         ),
         Check::new(
+            "events texted more than twice",
+            texted_thrice,
+            "0 (at most one extra SMS, with a named cause)",
+            texted_thrice == 0,
+        ),
+        Check::new(
+            "Twilio outage: sends answered 503",
+            outage_answers,
+            "at least 1",
+            outage_answers > 0,
+        ),
+        Check::new(
+            "dead letters from an outage (503, retry budget)",
+            outage_letters,
+            "0 (retries are by time)",
+            outage_letters == 0,
+        ),
+        Check::new(
+            "final status is the last write on the conversation",
+            format!("{status_written} of {unique_eligible}"),
+            format!("every eligible event: sms.status = {FINAL_STATUS}"),
+            status_written == unique_eligible,
+        ),
+        Check::new(
             "processor invocation killed mid-send",
             format!("1 ({} records in its batch)", killed.len()),
             "1",
@@ -806,6 +1115,20 @@ async fn verify(
             faults(|r| matches!(r, Reply::Hang(_))).to_string(),
         ),
         ("SMS repeated, by cause", format!("{explained:?}")),
+        ("Twilio outage 503 answers", outage_answers.to_string()),
+        (
+            "events through the bus: texted, status written (of, .acw first)",
+            format!("{bus_texted} ({bus_events}, {bus_acw_first})"),
+        ),
+        (
+            "status checks: Twilio reads (messages read)",
+            format!("{} ({})", fetches.len(), fetched.len()),
+        ),
+        (
+            "status callbacks lost (answered other than 2xx), left to the checks",
+            callbacks_lost.to_string(),
+        ),
+        ("Genesys attribute writes", patches.len().to_string()),
         ("records in the killed batch", killed.len().to_string()),
         (
             "processor batches",
@@ -832,6 +1155,91 @@ async fn verify(
     Ok(Verdict { checks, figures })
 }
 
+/// Sends the whole DLQ back with `relay dlq redrive` (in-process), drains again, and checks that
+/// it ended having moved every letter, that no one was texted again, and that each poison event
+/// is back in the DLQ with its reason and the earlier one.
+async fn redrive_and_check(
+    stack: &Stack,
+    events: &[Event],
+    results: &[(usize, Sent)],
+    limit: Duration,
+    report: &mut Verdict,
+) -> Result<()> {
+    let before = dead_letters(stack).await?;
+    let sms_before = stack.twilio.messages().len();
+    let redrive = crate::dlq::Command::Redrive {
+        queue: stack.resources.dlq_url.clone(),
+        to: stack.resources.queue_url.clone(),
+        bus: None,
+        handler: None,
+        limit: None,
+        dry_run: false,
+    };
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(300),
+        crate::dlq::run_with(redrive, &stack.aws),
+    )
+    .await
+    .context("the DLQ redrive did not end within 300 s")?
+    .context("the DLQ redrive failed")?;
+    let moved = outcome.json["moved"].as_u64().unwrap_or(0) as usize;
+    step(&format!(
+        "redrive moved {moved} of {} letters; draining again",
+        before.len()
+    ));
+    wait_until_drained(stack, limit).await?;
+    let after = dead_letters(stack).await?;
+    let sms_after = stack.twilio.messages().len();
+
+    let accepted: HashSet<usize> = results
+        .iter()
+        .filter(|(_, sent)| sent.accepted)
+        .map(|(event, _)| *event)
+        .collect();
+    let poison: Vec<&str> = events
+        .iter()
+        .enumerate()
+        .filter(|(n, e)| e.kind == Kind::Poison && accepted.contains(n))
+        .map(|(_, e)| e.key.as_str())
+        .collect();
+    let back = poison
+        .iter()
+        .filter(|key| {
+            after.iter().any(|l| {
+                l.key == **key
+                    && !l.reason.is_empty()
+                    && !l.previous.is_empty()
+                    && before.iter().any(|b| b.key == **key)
+            })
+        })
+        .count();
+    report.checks.extend([
+        Check::new(
+            "DLQ redrive ended, every letter moved",
+            format!("{moved} of {}", before.len()),
+            "all the letters present",
+            moved == before.len(),
+        ),
+        Check::new(
+            "SMS after the redrive",
+            sms_after,
+            format!("{sms_before}, as before it"),
+            sms_after == sms_before,
+        ),
+        Check::new(
+            "poison dead-lettered again, earlier reason kept",
+            format!("{back} of {}", poison.len()),
+            "all (reason and previous-error)",
+            back == poison.len(),
+        ),
+    ]);
+    report.figures.extend([
+        ("dead letters redriven", moved.to_string()),
+        ("dead letters after the redrive", after.len().to_string()),
+    ]);
+    Ok(())
+}
+
 fn count(statuses: &[u16]) -> BTreeMap<u16, usize> {
     let mut counts = BTreeMap::new();
     for status in statuses {
@@ -850,6 +1258,7 @@ mod tests {
             events: 2000,
             seed: 7,
             outage: Duration::from_secs(1),
+            twilio_outage: Duration::from_secs(1),
             rate: 10,
         };
         let (events, order) = plan(&settings);

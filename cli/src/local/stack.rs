@@ -349,8 +349,9 @@ pub fn function_settings(
 }
 
 /// The local stack's status-check schedule: seconds where production waits minutes to hours, so
-/// a demo or soak sees every SMS's status read back without waiting an hour.
-pub const LOCAL_STATUS_CHECKS: &str = "2,5,15";
+/// a demo or soak sees every SMS's status read back without waiting an hour; the last check comes
+/// after a dead writer's 60 s lease has run out, as production's do.
+pub const LOCAL_STATUS_CHECKS: &str = "2,5,15,45";
 
 impl Stack {
     /// Starts everything with the default `hmac` webhook scheme; `port` is the receiver's,

@@ -12,7 +12,8 @@
 //! - a missing `To` gets 400 (21604), neither `From` nor `MessagingServiceSid` 400 (21603), no
 //!   `Body` 400 (21602), a `To` that is not E.164 400 (21211), a body over 1,600 characters 400
 //!   (21617);
-//! - a request that passed every check takes the next scripted [`Reply`], if any
+//! - a request that passed every check while the fake is down ([`FakeTwilio::set_down`]) gets 503;
+//! - otherwise it takes the next scripted [`Reply`], if any
 //!   ([`FakeTwilio::script`]), else one drawn at random when [`Faults`] are set
 //!   ([`FakeTwilio::set_faults`]);
 //! - otherwise the message is created: 201 with Twilio's message resource (`sid` = `SM` + 32 hex,
@@ -189,11 +190,16 @@ struct Inner {
     port: u16,
     /// Random failures and the generator that draws them ([`FakeTwilio::set_faults`]).
     faults: Option<(Faults, fastrand::Rng)>,
+    /// Every creation answered 503 ([`FakeTwilio::set_down`]).
+    down: bool,
 }
 
 impl Inner {
     /// The next scripted reply, else a drawn fault, else `None` (create the message).
     fn next_reply(&mut self) -> Option<Reply> {
+        if self.down {
+            return Some(Reply::Status(503));
+        }
         if let Some(reply) = self.script.pop_front() {
             return Some(reply);
         }
@@ -226,6 +232,7 @@ impl FakeTwilio {
             messages: Vec::new(),
             port,
             faults: None,
+            down: false,
         }));
         let latency = Latency::default();
         let app = latency
@@ -285,6 +292,13 @@ impl FakeTwilio {
     /// scripted reply, from a generator seeded with `seed` so a run can be repeated.
     pub fn set_faults(&self, faults: Faults, seed: u64) {
         lock(&self.shared).faults = Some((faults, fastrand::Rng::with_seed(seed)));
+    }
+
+    /// While `down`, answers every creation that passes the checks 503 (code 20503), before any
+    /// scripted reply or drawn fault: an outage of the Messages API. Reading messages back still
+    /// works, as Twilio's API is not one service.
+    pub fn set_down(&self, down: bool) {
+        lock(&self.shared).down = down;
     }
 
     /// Replaces the accepted credentials (a rotated or revoked key): only these work from now on.
