@@ -184,6 +184,8 @@ struct Inner {
     /// Auth Token that signs status callbacks, when they are sent.
     callbacks: Option<String>,
     callbacks_answered: Vec<u16>,
+    /// Woken each time a status callback has been answered.
+    callback_answered: Arc<tokio::sync::Notify>,
     script: VecDeque<Reply>,
     requests: Vec<RecordedRequest>,
     messages: Vec<CreatedMessage>,
@@ -227,6 +229,7 @@ impl FakeTwilio {
             auth,
             callbacks: None,
             callbacks_answered: Vec::new(),
+            callback_answered: Arc::default(),
             script: VecDeque::new(),
             requests: Vec::new(),
             messages: Vec::new(),
@@ -275,6 +278,22 @@ impl FakeTwilio {
     /// answered with an error).
     pub fn send_status_callbacks(&self, auth_token: &str) {
         lock(&self.shared).callbacks = Some(auth_token.to_owned());
+    }
+
+    /// Waits until `count` status callbacks have been answered (they are posted after the send's
+    /// answer, on their own), woken by each answer rather than polling; their statuses, in order.
+    pub async fn callbacks_answered_at_least(&self, count: usize) -> Vec<u16> {
+        loop {
+            let notify = Arc::clone(&lock(&self.shared).callback_answered);
+            let answered = notify.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            let so_far = self.callbacks_answered();
+            if so_far.len() >= count {
+                return so_far;
+            }
+            answered.await;
+        }
     }
 
     /// The HTTP status each status callback was answered with, in order.
@@ -814,7 +833,9 @@ async fn send_callbacks(
             Ok(response) => response.status().as_u16(),
             Err(_) => 0,
         };
-        lock(&shared).callbacks_answered.push(answered);
+        let mut inner = lock(&shared);
+        inner.callbacks_answered.push(answered);
+        inner.callback_answered.notify_waiters();
     }
 }
 
