@@ -36,6 +36,7 @@ use genesys_relay::dead_letter;
 use genesys_relay::event::EventKey;
 use genesys_relay::event::GenesysDetail;
 use genesys_relay::queue::{self, Source};
+use relay_local::fakes::downstream::Downstream;
 use relay_local::fakes::twilio::{Faults, Reply};
 use serde_json::{json, Value};
 
@@ -65,6 +66,11 @@ const TWILIO_FAULTS: Faults = Faults {
 /// How the stack runs the processor: several pollers, as Lambda scales out, and a short function
 /// timeout and visibility timeout (the template's are 30 s and 200 s), so that the killed batch
 /// comes back within the run. The timeout stays above the HTTP client's 10 s, as in the template.
+/// Where the soak's forwarding endpoint listens on the local downstream service.
+const ENDPOINT_PATH: &str = "/crm";
+/// Share of deliveries the endpoint answers 503 (each retried as its own job, 10 s later first).
+const ENDPOINT_FAULTS: f64 = 0.05;
+
 const RUNS: ProcessorRuns = ProcessorRuns {
     pollers: 4,
     timeout: Duration::from_secs(15),
@@ -700,7 +706,10 @@ pub async fn run(settings: Settings) -> Result<Report> {
         order.len() - events.len(),
         settings.seed
     ));
-    let stack = Stack::up(&root, port, RULES, RUNS).await?;
+    let downstream = Downstream::start().await;
+    downstream.set_faults(ENDPOINT_PATH, ENDPOINT_FAULTS, settings.seed);
+    let rules = rules_forwarding_to(&downstream.url(ENDPOINT_PATH))?;
+    let stack = Stack::up(&root, port, &rules, RUNS).await?;
     stack.twilio.set_faults(TWILIO_FAULTS, settings.seed);
     step(&format!(
         "stack up in {:.1} s; sending",
@@ -791,6 +800,7 @@ pub async fn run(settings: Settings) -> Result<Report> {
         started.elapsed().as_secs_f64()
     ));
     redrive_and_check(&stack, &events, &results, limit, &mut report).await?;
+    forwarding_checks(&downstream, &events, &results, &mut report);
     let (rows, failed) = check_rows(&report.checks);
     let mut text = vec![String::new()];
     text.extend(rows);
@@ -1246,6 +1256,97 @@ fn count(statuses: &[u16]) -> BTreeMap<u16, usize> {
         *counts.entry(*status).or_default() += 1;
     }
     counts
+}
+
+/// The demo's rules plus one forwarding endpoint for every wrap-up: forwarding runs under the
+/// same faults as the rest, and its own.
+fn rules_forwarding_to(url: &str) -> Result<String> {
+    let mut rules: Value = serde_json::from_str(RULES).context("the demo's rules")?;
+    rules["forward"] = json!({"endpoints": [{
+        "name": "crm", "url": url,
+        "eventTypes": ["v2.detail.events.conversation.{id}.acw"]}]});
+    Ok(rules.to_string())
+}
+
+/// Forwarding's invariants: every accepted event that reached its actions (all but the poison)
+/// was delivered to the endpoint with a 2xx answer, under one delivery id (`webhook-id`) however
+/// often it was retried; the endpoint's injected 503s were met.
+fn forwarding_checks(
+    downstream: &Downstream,
+    events: &[Event],
+    results: &[(usize, Sent)],
+    report: &mut Verdict,
+) {
+    let received = downstream.received(ENDPOINT_PATH);
+    let mut ids_by_key: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut delivered: HashSet<String> = HashSet::new();
+    let mut answered_2xx: HashMap<String, usize> = HashMap::new();
+    for request in &received {
+        let Some(key) = serde_json::from_slice::<Value>(&request.body)
+            .ok()
+            .and_then(|body| body.get("eventKey")?.as_str().map(str::to_owned))
+        else {
+            continue;
+        };
+        let id = request
+            .headers
+            .get("webhook-id")
+            .cloned()
+            .unwrap_or_default();
+        ids_by_key
+            .entry(key.clone())
+            .or_default()
+            .insert(id.clone());
+        if (200..300).contains(&request.status) {
+            delivered.insert(key);
+            *answered_2xx.entry(id).or_default() += 1;
+        }
+    }
+    let accepted: HashSet<usize> = results
+        .iter()
+        .filter(|(_, sent)| sent.accepted)
+        .map(|(event, _)| *event)
+        .collect();
+    let wanted: Vec<&Event> = events
+        .iter()
+        .enumerate()
+        .filter(|(n, e)| accepted.contains(n) && e.kind != Kind::Poison)
+        .map(|(_, e)| e)
+        .collect();
+    let missing = wanted
+        .iter()
+        .filter(|e| !delivered.contains(e.key.as_str()))
+        .count();
+    let split = ids_by_key.values().filter(|ids| ids.len() > 1).count();
+    let faults = received.iter().filter(|r| r.status == 503).count();
+    let repeated = answered_2xx.values().map(|n| n - 1).sum::<usize>();
+    report.checks.extend([
+        Check::new(
+            "forwarded: delivered with a 2xx answer",
+            format!("{} of {}", wanted.len() - missing, wanted.len()),
+            "every accepted event but the poison",
+            missing == 0,
+        ),
+        Check::new(
+            "forwarded: events under more than one delivery id",
+            split,
+            "0 (a retry is the same delivery)",
+            split == 0,
+        ),
+        Check::new(
+            "forward endpoint: 503s injected and met",
+            faults,
+            "at least 1",
+            faults > 0,
+        ),
+    ]);
+    report
+        .figures
+        .push(("forward requests", received.len().to_string()));
+    report.figures.push((
+        "forward deliveries answered 2xx again (crash window, same delivery id)",
+        repeated.to_string(),
+    ));
 }
 
 #[cfg(test)]

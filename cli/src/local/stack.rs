@@ -345,6 +345,8 @@ pub fn function_settings(
         ),
         ("RULES", rules.to_owned()),
         ("STATUS_CHECK_SCHEDULE_SECS", LOCAL_STATUS_CHECKS.to_owned()),
+        // Local forwarding endpoints (the soak's) listen on plain HTTP on loopback.
+        ("FORWARD_ALLOW_HTTP_LOOPBACK", "true".to_owned()),
     ])
 }
 

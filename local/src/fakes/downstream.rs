@@ -51,6 +51,8 @@ pub struct Received {
 struct Inner {
     scripts: HashMap<String, VecDeque<Reply>>,
     always: HashMap<String, u16>,
+    /// Per path, the share of requests answered 503 and the generator that draws them.
+    faults: HashMap<String, (f64, fastrand::Rng)>,
     received: Vec<Received>,
 }
 
@@ -95,6 +97,15 @@ impl Downstream {
         lock(&self.shared).always.insert(path.to_owned(), status);
     }
 
+    /// Answers 503 to a share of the requests to `path` that nothing scripted, drawn from `seed`:
+    /// an endpoint that fails now and then, the same way in every run with that seed.
+    pub fn set_faults(&self, path: &str, share: f64, seed: u64) {
+        lock(&self.shared).faults.insert(
+            path.to_owned(),
+            (share.clamp(0.0, 1.0), fastrand::Rng::with_seed(seed)),
+        );
+    }
+
     /// Everything received on `path`.
     pub fn received(&self, path: &str) -> Vec<Received> {
         lock(&self.shared)
@@ -127,12 +138,16 @@ async fn receive(
 fn record(shared: &Shared, uri: Uri, headers: &HeaderMap, body: &Bytes) -> (u16, Option<u64>) {
     let path = uri.path().to_owned();
     let mut inner = lock(shared);
-    let reply = inner
-        .scripts
-        .get_mut(&path)
-        .and_then(VecDeque::pop_front)
-        .or_else(|| inner.always.get(&path).map(|s| Reply::Status(*s)))
-        .unwrap_or(Reply::Status(200));
+    let fault = |inner: &mut Inner| {
+        let (share, rng) = inner.faults.get_mut(&path)?;
+        (rng.f64() < *share).then_some(Reply::Status(503))
+    };
+    let reply = match inner.scripts.get_mut(&path).and_then(VecDeque::pop_front) {
+        Some(reply) => reply,
+        None => fault(&mut inner)
+            .or_else(|| inner.always.get(&path).map(|s| Reply::Status(*s)))
+            .unwrap_or(Reply::Status(200)),
+    };
     let (status, retry_after) = match reply {
         Reply::Status(status) => (status, None),
         Reply::RetryAfter { status, secs } => (status, Some(secs)),
