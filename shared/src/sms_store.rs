@@ -199,18 +199,11 @@ impl SmsStore {
         lease: Duration,
     ) -> Result<Option<SmsRecord>> {
         let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&message_pk(message_sid)))
-            .key("sk", s("sms"))
+            .lease_update(message_sid, token)
             .update_expression("SET #writer = :token, #until = :until")
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(#until) OR #until <= :now)",
             )
-            .expression_attribute_names("#writer", WRITER)
-            .expression_attribute_names("#until", WRITER_UNTIL)
-            .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":until", n(epoch_millis(now + lease)))
             .expression_attribute_values(":now", n(epoch_millis(now)))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
@@ -235,16 +228,9 @@ impl SmsStore {
         lease: Duration,
     ) -> Result<Written> {
         let done = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&message_pk(message_sid)))
-            .key("sk", s("sms"))
+            .lease_update(message_sid, token)
             .update_expression("SET written_rank = :r REMOVE #writer, #until")
             .condition_expression("#writer = :token AND status_rank <= :r")
-            .expression_attribute_names("#writer", WRITER)
-            .expression_attribute_names("#until", WRITER_UNTIL)
-            .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":r", n(rank.into()))
             .send()
             .await;
@@ -254,16 +240,9 @@ impl SmsStore {
             Err(e) => return Err(dynamo_error("mark the SMS status written", e)),
         }
         let kept = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&message_pk(message_sid)))
-            .key("sk", s("sms"))
+            .lease_update(message_sid, token)
             .update_expression("SET written_rank = :r, #until = :until")
             .condition_expression("#writer = :token")
-            .expression_attribute_names("#writer", WRITER)
-            .expression_attribute_names("#until", WRITER_UNTIL)
-            .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":r", n(rank.into()))
             .expression_attribute_values(":until", n(epoch_millis(now + lease)))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
@@ -276,20 +255,30 @@ impl SmsStore {
         }
     }
 
-    /// Gives the lease back without writing (the write failed and will be retried); a lease
-    /// already lost is left alone.
-    pub async fn release_writer(&self, message_sid: &str, token: &str) -> Result<()> {
-        let result = self
-            .ddb
+    /// An update of a message's record naming its write-back lease (`#writer`, `#until`) and the
+    /// writer `token` (`:token`): what every lease operation starts from.
+    fn lease_update(
+        &self,
+        message_sid: &str,
+        token: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.ddb
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&message_pk(message_sid)))
             .key("sk", s("sms"))
-            .update_expression("REMOVE #writer, #until")
-            .condition_expression("#writer = :token")
             .expression_attribute_names("#writer", WRITER)
             .expression_attribute_names("#until", WRITER_UNTIL)
             .expression_attribute_values(":token", s(token))
+    }
+
+    /// Gives the lease back without writing (the write failed and will be retried); a lease
+    /// already lost is left alone.
+    pub async fn release_writer(&self, message_sid: &str, token: &str) -> Result<()> {
+        let result = self
+            .lease_update(message_sid, token)
+            .update_expression("REMOVE #writer, #until")
+            .condition_expression("#writer = :token")
             .send()
             .await;
         match result {

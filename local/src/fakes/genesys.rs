@@ -840,6 +840,35 @@ fn json_object(
     Ok(fields)
 }
 
+/// One page of an `...EntityListing` as Genesys pages its collections: `entities` of that page,
+/// `pageSize`, `pageNumber`, `total`, `pageCount` and the page URIs (`nextUri` / `previousUri`
+/// where they exist). `path` is the collection's path with its filters, ending in `?` or `&`.
+fn entity_listing(path: &str, all: Vec<Value>, page_size: u64, page_number: u64) -> Value {
+    let total = all.len() as u64;
+    let page_count = total.div_ceil(page_size);
+    let skip = usize::try_from((page_number - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);
+    let take = usize::try_from(page_size).unwrap_or(usize::MAX);
+    let entities: Vec<Value> = all.into_iter().skip(skip).take(take).collect();
+    let page_uri = |page: u64| format!("{path}pageSize={page_size}&pageNumber={page}");
+    let mut body = json!({
+        "entities": entities,
+        "pageSize": page_size,
+        "pageNumber": page_number,
+        "total": total,
+        "pageCount": page_count,
+        "firstUri": page_uri(1),
+        "selfUri": page_uri(page_number),
+        "lastUri": page_uri(page_count.max(1)),
+    });
+    if page_number < page_count {
+        body["nextUri"] = page_uri(page_number + 1).into();
+    }
+    if page_number > 1 {
+        body["previousUri"] = page_uri(page_number - 1).into();
+    }
+    body
+}
+
 /// The decoded `name=value` pairs of a query string.
 fn query_pairs(query: &str) -> Vec<(String, String)> {
     query
@@ -1032,39 +1061,12 @@ fn list_integrations(inner: &mut Inner, query: &str) -> Response {
                 .is_none_or(|t| t == i.integration_type)
         })
         .collect();
-    let total = matching.len() as u64;
-    let page_count = total.div_ceil(page_size);
-    let skip = usize::try_from((page_number - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);
-    let take = usize::try_from(page_size).unwrap_or(usize::MAX);
-    let entities: Vec<Value> = matching
-        .into_iter()
-        .skip(skip)
-        .take(take)
-        .map(integration_json)
-        .collect();
-    let page_uri = |page: u64| {
-        let mut uri = format!("/api/v2/integrations?pageSize={page_size}&pageNumber={page}");
-        if let Some(t) = &type_filter {
-            uri.push_str(&format!("&integrationType={t}"));
-        }
-        uri
-    };
-    let mut body = json!({
-        "entities": entities,
-        "pageSize": page_size,
-        "pageNumber": page_number,
-        "total": total,
-        "pageCount": page_count,
-        "firstUri": page_uri(1),
-        "selfUri": page_uri(page_number),
-        "lastUri": page_uri(page_count.max(1)),
-    });
-    if page_number < page_count {
-        body["nextUri"] = page_uri(page_number + 1).into();
+    let mut path = "/api/v2/integrations?".to_owned();
+    if let Some(t) = &type_filter {
+        path.push_str(&format!("integrationType={t}&"));
     }
-    if page_number > 1 {
-        body["previousUri"] = page_uri(page_number - 1).into();
-    }
+    let entities: Vec<Value> = matching.into_iter().map(integration_json).collect();
+    let body = entity_listing(&path, entities, page_size, page_number);
     with_api_headers(inner, axum::Json(body).into_response())
 }
 

@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::{
-    admit, api_error, bad_request, lock, method_not_allowed, query_pairs, with_api_headers, Shared,
+    admit, api_error, bad_request, entity_listing, lock, method_not_allowed, query_pairs,
+    with_api_headers, Shared,
 };
 
 /// The query parameters Genesys' wrap-up code listing takes.
@@ -95,13 +96,8 @@ pub(super) async fn wrapup_codes(
         })
         .filter(|c| ids.is_empty() || ids.contains(&c.id.as_str()))
         .collect();
-    let total = matching.len() as u64;
-    let page_count = total.div_ceil(page_size);
-    let skip = usize::try_from((page_number - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);
     let entities: Vec<Value> = matching
         .into_iter()
-        .skip(skip)
-        .take(usize::try_from(page_size).unwrap_or(usize::MAX))
         .map(|c| {
             json!({
                 "id": c.id,
@@ -113,24 +109,12 @@ pub(super) async fn wrapup_codes(
             })
         })
         .collect();
-    let page_uri =
-        |page: u64| format!("/api/v2/routing/wrapupcodes?pageSize={page_size}&pageNumber={page}");
-    let mut body = json!({
-        "entities": entities,
-        "pageSize": page_size,
-        "pageNumber": page_number,
-        "total": total,
-        "pageCount": page_count,
-        "firstUri": page_uri(1),
-        "selfUri": page_uri(page_number),
-        "lastUri": page_uri(page_count.max(1)),
-    });
-    if page_number < page_count {
-        body["nextUri"] = page_uri(page_number + 1).into();
-    }
-    if page_number > 1 {
-        body["previousUri"] = page_uri(page_number - 1).into();
-    }
+    let body = entity_listing(
+        "/api/v2/routing/wrapupcodes?",
+        entities,
+        page_size,
+        page_number,
+    );
     with_api_headers(&mut inner, axum::Json(body).into_response())
 }
 
