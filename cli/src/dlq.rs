@@ -315,7 +315,7 @@ impl Event {
     fn event_key(&self) -> Option<String> {
         let detail: GenesysDetail = serde_json::from_value(self.detail.clone()).ok()?;
         Some(
-            eventbridge_handler::topic::event_key(&detail)
+            genesys_relay::partner_event::event_key(&detail)
                 .as_str()
                 .to_owned(),
         )

@@ -12,7 +12,6 @@ use genesys_relay::dead_letter;
 use genesys_relay::error::Error;
 use lambda_runtime::{Context, LambdaEvent};
 use relay_cli::dlq::{self, Command};
-use relay_tests::providers::{http_client, Providers};
 use relay_tests::{attribute, sample_event, LocalAws};
 use serde_json::{json, Value};
 
@@ -457,16 +456,15 @@ async fn put(aws: &LocalAws, queue: &str, body: &str, attributes: &[(&str, &str)
 }
 
 /// The eventbridge-handler, with its DLQ.
-async fn handler(aws: &LocalAws, dlq: &str) -> (Providers, eventbridge_handler::Deps) {
-    let providers = Providers::start(aws).await;
-    let mut env = providers.settings();
-    env.extend([("DLQ_URL", dlq.to_owned()), ("RULES", "{}".to_owned())]);
-    let config =
-        EventBridgeConfig::from_env(&Env::from_fn(|k| env.get(k).cloned())).expect("settings");
-    let deps = eventbridge_handler::Deps::new(config, &aws.sdk, http_client())
-        .await
-        .expect("clients");
-    (providers, deps)
+fn handler(s: &Setup) -> eventbridge_handler::Deps {
+    let env = [
+        ("QUEUE_URL", s.main.clone()),
+        ("DLQ_URL", s.dlq.clone()),
+        ("RULES", "{}".to_owned()),
+    ];
+    let lookup = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+    let config = EventBridgeConfig::from_env(&Env::from_fn(lookup)).expect("settings");
+    eventbridge_handler::Deps::new(config, &s.aws.sdk)
 }
 
 /// Hands `event` to the handler as Lambda would.
@@ -517,15 +515,13 @@ async fn sqs_move(aws: &LocalAws, dlq: &str) {
 /// functions themselves.
 struct Shapes {
     s: Setup,
-    /// The fakes behind the handler that wrote the letter, kept running with it.
-    _handler: (Providers, eventbridge_handler::Deps),
     target: String,
 }
 
 async fn shapes() -> Shapes {
     let s = setup(1).await; // the processor's letter: key-0
     let target = event_bus(&s.aws).await;
-    let (providers, deps) = handler(&s.aws, &s.dlq).await;
+    let deps = handler(&s);
 
     // The handler's letter: a detail it cannot read.
     deliver(
@@ -575,11 +571,7 @@ async fn shapes() -> Shapes {
     )
     .await;
 
-    Shapes {
-        s,
-        _handler: (providers, deps),
-        target,
-    }
+    Shapes { s, target }
 }
 
 impl Shapes {
@@ -856,7 +848,7 @@ async fn without_a_bus_only_rule_dead_letters_go_back_and_other_events_stay_with
 #[tokio::test]
 async fn a_partner_event_cannot_be_put_back_and_stays_with_its_reason() {
     let s = setup(0).await;
-    let (_providers, deps) = handler(&s.aws, &s.dlq).await;
+    let deps = handler(&s);
     let mut partner = genesys_event(|e| e["detail"] = json!({"unexpected": "partner"}));
     partner["source"] = json!("aws.partner/genesys.com/cloud/org/relay");
     deliver(&deps, partner).await;
@@ -891,7 +883,7 @@ async fn a_partner_event_cannot_be_put_back_and_stays_with_its_reason() {
 async fn a_replayed_event_that_fails_again_keeps_every_earlier_reason() {
     let s = setup(0).await;
     let target = event_bus(&s.aws).await;
-    let (_providers, deps) = handler(&s.aws, &s.dlq).await;
+    let deps = handler(&s);
     // An event the handler cannot read: each replay fails the same way.
     deliver(
         &deps,
@@ -1241,7 +1233,7 @@ async fn relay(
 /// by the handler itself; the events as they were first delivered, by shape.
 struct Partners {
     s: Setup,
-    handler: (Providers, eventbridge_handler::Deps),
+    handler: eventbridge_handler::Deps,
     delivered: std::collections::BTreeMap<&'static str, Value>,
 }
 
@@ -1256,7 +1248,7 @@ fn partner_shape(event: &Value) -> &'static str {
 
 async fn partners() -> Partners {
     let s = setup(0).await;
-    let (providers, deps) = handler(&s.aws, &s.dlq).await;
+    let deps = handler(&s);
     let partner = |edit: &dyn Fn(&mut Value)| {
         genesys_event(|e| {
             e["source"] = json!(PARTNER_SOURCE);
@@ -1297,7 +1289,7 @@ async fn partners() -> Partners {
     .await;
     Partners {
         s,
-        handler: (providers, deps),
+        handler: deps,
         delivered: [
             ("eventbridge-handler", handler_event),
             ("lambda-on-failure", on_failure_event),
@@ -1421,7 +1413,7 @@ async fn partner_events_are_replayed_by_invoking_the_handler_asynchronously() {
         .iter()
         .find(|call| partner_shape(&call.payload) == "eventbridge-handler")
         .expect("the handler's letter replayed");
-    deliver(&p.handler.1, replay.payload.clone()).await;
+    deliver(&p.handler, replay.payload.clone()).await;
     let letters = p.s.aws.messages(dlq).await;
     assert_eq!(letters.len(), 1);
     let previous = attribute(&letters[0], "previous-error").expect("history");

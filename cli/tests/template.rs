@@ -1,6 +1,6 @@
 //! `template.yaml` lets a deployer point the functions at a Genesys region the relay does not list
-//! yet: the `GenesysApiBase` / `GenesysLoginBase` parameters reach the processor's and the
-//! EventBridge handler's `GENESYS_API_BASE` / `GENESYS_LOGIN_BASE`, and left empty (the default)
+//! yet: the `GenesysApiBase` / `GenesysLoginBase` parameters reach the processor's (the one
+//! function that calls Genesys) `GENESYS_API_BASE` / `GENESYS_LOGIN_BASE`, and left empty (the default)
 //! they leave the region's own hosts in place. The template is read with cfn-lint's decoder from the
 //! project's `.venv`, as `scripts/local_resources.py` reads it.
 
@@ -12,7 +12,8 @@ use genesys_relay::config::{ActionsConfig, Env};
 use genesys_relay::genesys::GenesysEndpoints;
 use serde_json::Value;
 
-const FUNCTIONS: [&str; 2] = ["ProcessorFunction", "EventBridgeHandlerFunction"];
+/// The functions that call Genesys.
+const FUNCTIONS: [&str; 1] = ["ProcessorFunction"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -102,7 +103,7 @@ fn endpoints(environment: &HashMap<String, String>) -> GenesysEndpoints {
 }
 
 #[test]
-fn the_genesys_base_overrides_reach_both_functions_and_default_to_the_regions_hosts() {
+fn the_genesys_base_overrides_reach_the_processor_and_default_to_the_regions_hosts() {
     let template = template();
     for parameter in ["GenesysApiBase", "GenesysLoginBase"] {
         let spec = &template["Parameters"][parameter];
@@ -145,6 +146,33 @@ fn the_genesys_base_overrides_reach_both_functions_and_default_to_the_regions_ho
             "{function}"
         );
     }
+}
+
+#[test]
+fn the_eventbridge_handler_only_queues_and_holds_no_credentials_or_state() {
+    let template = template();
+    let handler = &template["Resources"]["EventBridgeHandlerFunction"]["Properties"];
+    let variables: Vec<&String> = handler["Environment"]["Variables"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        variables,
+        ["CLAIM_CHECK_BUCKET", "DLQ_URL", "QUEUE_URL", "RULES"],
+        "{variables:?}"
+    );
+    let actions: Vec<&str> = handler["Policies"][0]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|statement| statement["Action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        ["sqs:SendMessage", "s3:PutObject", "sqs:SendMessage"],
+        "{actions:?}"
+    );
 }
 
 #[test]

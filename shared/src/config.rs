@@ -134,6 +134,9 @@ pub const DEFAULT_SMS_WINDOW: Duration = Duration::from_secs(35 * 24 * 3600);
 /// can wait in the pipeline before a redrive brings it back.
 pub const MIN_SMS_WINDOW: Duration = Duration::from_secs(18 * 24 * 3600);
 
+/// How long a conversation's `.outbound` context waits for its wrap-up by default.
+pub const DEFAULT_CONTEXT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How long a failing event is retried by default before it is dead-lettered with its reason.
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(6 * 3600);
 
@@ -481,29 +484,7 @@ impl ActionsConfig {
                 url(env, "GENESYS_API_BASE")?,
                 url(env, "GENESYS_LOGIN_BASE")?,
             );
-        let rules = match (env.optional("RULES"), env.optional("RULES_FILE")) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError {
-                    name: "RULES",
-                    problem: "and RULES_FILE are both set; set one".into(),
-                })
-            }
-            (Some(json), None) => Rules::parse(&json).map_err(|problem| ConfigError {
-                name: "RULES",
-                problem,
-            })?,
-            (None, Some(path)) => {
-                let json = std::fs::read_to_string(&path).map_err(|e| ConfigError {
-                    name: "RULES_FILE",
-                    problem: format!("cannot be read ({path}): {e}"),
-                })?;
-                Rules::parse(&json).map_err(|problem| ConfigError {
-                    name: "RULES_FILE",
-                    problem,
-                })?
-            }
-            (None, None) => Rules::default(),
-        };
+        let rules = rules(env)?;
         let sms_window = env.seconds("SMS_IDEMPOTENCY_WINDOW_SECS", DEFAULT_SMS_WINDOW)?;
         if sms_window < MIN_SMS_WINDOW {
             return Err(ConfigError {
@@ -548,6 +529,31 @@ impl ActionsConfig {
     }
 }
 
+/// The rules, from `RULES` (inline JSON) or `RULES_FILE`; none when neither is set.
+fn rules<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Rules, ConfigError> {
+    match (env.optional("RULES"), env.optional("RULES_FILE")) {
+        (Some(_), Some(_)) => Err(ConfigError {
+            name: "RULES",
+            problem: "and RULES_FILE are both set; set one".into(),
+        }),
+        (Some(json), None) => Rules::parse(&json).map_err(|problem| ConfigError {
+            name: "RULES",
+            problem,
+        }),
+        (None, Some(path)) => {
+            let json = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                name: "RULES_FILE",
+                problem: format!("cannot be read ({path}): {e}"),
+            })?;
+            Rules::parse(&json).map_err(|problem| ConfigError {
+                name: "RULES_FILE",
+                problem,
+            })
+        }
+        (None, None) => Ok(Rules::default()),
+    }
+}
+
 /// The processor's settings.
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
@@ -562,6 +568,8 @@ pub struct ProcessorConfig {
     /// How long an event keeps being retried, counted from when it was queued
     /// (`RETRY_BUDGET_SECS`); then it is dead-lettered with its last reason.
     pub retry_budget: Duration,
+    /// How long a conversation's `.outbound` context waits for its wrap-up (`CONTEXT_TTL_SECS`).
+    pub context_ttl: Duration,
     /// Action settings.
     pub actions: ActionsConfig,
 }
@@ -605,6 +613,7 @@ impl ProcessorConfig {
             concurrency,
             max_backoff,
             retry_budget,
+            context_ttl: env.seconds("CONTEXT_TTL_SECS", DEFAULT_CONTEXT_TTL)?,
             actions: ActionsConfig::from_env(env)?,
         })
     }
@@ -626,36 +635,28 @@ fn url<F: Fn(&str) -> Option<String>>(
     }
 }
 
-/// The EventBridge handler's settings.
+/// The EventBridge handler's settings: it only queues what the rules act on, so it needs neither
+/// the state table nor any provider's credentials.
 #[derive(Debug, Clone)]
 pub struct EventBridgeConfig {
-    /// Where permanent failures go, with their reason (`DLQ_URL`).
+    /// Where events that are not Genesys events go, with their reason (`DLQ_URL`).
     pub dlq_url: String,
-    /// How long a conversation's `.outbound` context waits for its wrap-up (`CONTEXT_TTL_SECS`).
-    pub context_ttl: Duration,
-    /// The main queue (`QUEUE_URL`), where events to forward are put for the processor; required
-    /// when the rules forward anything.
-    pub queue_url: Option<String>,
-    /// Action settings.
-    pub actions: ActionsConfig,
+    /// The main queue (`QUEUE_URL`), where the processor acts on each event.
+    pub queue_url: String,
+    /// Where events too large for one queue message are stored (`CLAIM_CHECK_BUCKET`).
+    pub claim_check_bucket: Option<String>,
+    /// Which events are acted on (`RULES` or `RULES_FILE`): the same rules the processor reads.
+    pub rules: Rules,
 }
 
 impl EventBridgeConfig {
     /// Reads and validates the EventBridge handler settings.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let actions = ActionsConfig::from_env(env)?;
-        let queue_url = env.optional("QUEUE_URL");
-        if actions.rules.forward.is_some() && queue_url.is_none() {
-            return Err(ConfigError {
-                name: "QUEUE_URL",
-                problem: "is required when the rules forward events".into(),
-            });
-        }
         Ok(Self {
             dlq_url: env.required("DLQ_URL")?,
-            context_ttl: env.seconds("CONTEXT_TTL_SECS", Duration::from_secs(7 * 24 * 3600))?,
-            queue_url,
-            actions,
+            queue_url: env.required("QUEUE_URL")?,
+            claim_check_bucket: env.optional("CLAIM_CHECK_BUCKET"),
+            rules: rules(env)?,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod forward;
 pub mod genesys;
 pub mod http;
 pub mod idempotency;
+pub mod partner_event;
 pub mod queue;
 pub mod rules;
 pub mod secrets;

@@ -57,6 +57,14 @@ pub struct Forward {
     pub max_attempts: u32,
 }
 
+impl Forward {
+    /// Whether any endpoint receives events of `event_type`: whether such an event is worth
+    /// queuing for forwarding at all.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.endpoints.iter().any(|e| e.wants(event_type))
+    }
+}
+
 fn default_max_attempts() -> u32 {
     8
 }

@@ -242,6 +242,27 @@ impl LocalAws {
     }
 }
 
+impl LocalAws {
+    /// Makes `records` visible again at once: the retry a test drives instead of waiting out the
+    /// backoff the processor chose.
+    pub async fn show_again<'a>(
+        &self,
+        queue_url: &str,
+        records: impl IntoIterator<Item = &'a aws_lambda_events::event::sqs::SqsMessage>,
+    ) {
+        for record in records {
+            self.sqs()
+                .change_message_visibility()
+                .queue_url(queue_url)
+                .receipt_handle(record.receipt_handle.clone().unwrap_or_default())
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("visible again");
+        }
+    }
+}
+
 impl Drop for LocalAws {
     fn drop(&mut self) {
         self.stop();

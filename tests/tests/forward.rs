@@ -64,13 +64,9 @@ async fn stack(
     let mut config = ProcessorConfig::from_env(&lookup).expect("valid settings");
     config.actions.circuit = circuit;
     let http = http_client();
-    let deps = Deps::new(config, &aws.sdk, http.clone())
-        .await
-        .expect("clients");
+    let deps = Deps::new(config, &aws.sdk, http).await.expect("clients");
     let eventbridge_config = EventBridgeConfig::from_env(&lookup).expect("valid settings");
-    let eventbridge = eventbridge_handler::Deps::new(eventbridge_config, &aws.sdk, http)
-        .await
-        .expect("clients");
+    let eventbridge = eventbridge_handler::Deps::new(eventbridge_config, &aws.sdk);
     let sender = QueueSender::new(aws.sqs(), queue_url.clone(), None, 240 * 1024);
     Stack {
         aws,

@@ -79,10 +79,24 @@ pub async fn run(port: u16) -> Result<Report> {
         answers.push(response.status().as_u16());
     }
 
-    step("putting .acw (\"Callback Requested\", by id) before .outbound on the local event bus (the wrap-up must wait for its context)");
-    for file in ["eventbridge-acw-org-code.json", "eventbridge-outbound.json"] {
-        put_event(&http, &stack, &root.join("events").join(file)).await?;
-    }
+    step(
+        "putting .acw (\"Callback Requested\", by id) on the local event bus before its .outbound",
+    );
+    let retries = stack.counters.retries.load(Ordering::Relaxed);
+    put_event(
+        &http,
+        &stack,
+        &root.join("events/eventbridge-acw-org-code.json"),
+    )
+    .await?;
+    wait_for_a_retry(&stack, retries).await?;
+    step("the wrap-up waits on the queue for its context; putting .outbound");
+    put_event(
+        &http,
+        &stack,
+        &root.join("events/eventbridge-outbound.json"),
+    )
+    .await?;
 
     step("putting a poison message (no envelope) on the main queue");
     aws_sdk_sqs::Client::new(&stack.aws)
@@ -117,6 +131,19 @@ async fn put_event(http: &reqwest::Client, stack: &Stack, file: &std::path::Path
     let answer: Value = response.json().await?;
     if answer["FailedEntryCount"].as_u64().unwrap_or(1) != 0 {
         bail!("the local event bus refused {}: {answer}", file.display());
+    }
+    Ok(())
+}
+
+/// Waits (at most 60 s) until the processor has reported a record failed since it had reported
+/// `before`: the `.acw` tried without its context.
+async fn wait_for_a_retry(stack: &Stack, before: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stack.counters.retries.load(Ordering::Relaxed) == before {
+        if Instant::now() > deadline {
+            bail!("the .acw was not tried within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }
@@ -167,7 +194,7 @@ async fn report(stack: &Stack, answers: &[u16]) -> Result<Report> {
     }
     let dead = dead_letters(stack).await?;
     let callbacks = stack.twilio.callbacks_answered();
-    let retries = stack.counters.event_retries.load(Ordering::Relaxed);
+    let retries = stack.counters.retries.load(Ordering::Relaxed);
     // The wrap-up webhook was accepted this many times; each acceptance beyond its one SMS was a
     // duplicate the pipeline suppressed.
     let webhook_accepted = answers.iter().filter(|status| **status == 202).count();
@@ -227,7 +254,7 @@ async fn report(stack: &Stack, answers: &[u16]) -> Result<Report> {
             callbacks == [202, 202, 202, 202],
         ),
         Check::new(
-            "wrap-up retried before .outbound",
+            "wrap-up retried before its .outbound",
             retries,
             "at least 1",
             retries >= 1,

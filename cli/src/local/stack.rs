@@ -133,10 +133,10 @@ pub struct Counters {
     pub batches: AtomicU64,
     /// Processor invocations that did not finish: stopped at their deadline, or killed.
     pub batches_lost: AtomicU64,
+    /// Records the processor reported failed, to be retried.
+    pub retries: AtomicU64,
     /// EventBridge handler invocations.
     pub events: AtomicU64,
-    /// EventBridge handler invocations that failed (to be retried).
-    pub event_retries: AtomicU64,
 }
 
 /// How the stack runs the processor, standing in for the event source mapping and Lambda.
@@ -436,11 +436,8 @@ impl Stack {
         let http_client = genesys_relay::http::client()?;
         let receiver = receiver::Deps::new(ReceiverConfig::from_env(&env)?, &aws);
         let processor =
-            processor::Deps::new(ProcessorConfig::from_env(&env)?, &aws, http_client.clone())
-                .await?;
-        let handler =
-            eventbridge_handler::Deps::new(EventBridgeConfig::from_env(&env)?, &aws, http_client)
-                .await?;
+            processor::Deps::new(ProcessorConfig::from_env(&env)?, &aws, http_client).await?;
+        let handler = eventbridge_handler::Deps::new(EventBridgeConfig::from_env(&env)?, &aws);
 
         let counters = Arc::new(Counters::default());
         let invocations = Arc::new(Invocations::default());
@@ -597,6 +594,9 @@ impl Poller {
                 self.counters.batches_lost.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
+            self.counters
+                .retries
+                .fetch_add(failed.len() as u64, Ordering::Relaxed);
             let done: Vec<DeleteMessageBatchRequestEntry> = receipts
                 .into_iter()
                 .filter(|(id, _)| !failed.contains(id))
@@ -719,7 +719,6 @@ async fn feed_eventbridge_handler(
                     }
                 }
                 Err(_) => {
-                    counters.event_retries.fetch_add(1, Ordering::Relaxed);
                     if let Some(receipt) = receipt {
                         let _ = sqs
                             .change_message_visibility()

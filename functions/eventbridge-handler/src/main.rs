@@ -6,7 +6,6 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = EventBridgeConfig::from_env(&Env::process())?;
-    let http = genesys_relay::http::client()?;
-    let deps = Deps::new(config, &genesys_relay::aws::load().await, http).await?;
+    let deps = Deps::new(config, &genesys_relay::aws::load().await);
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(event, &deps))).await
 }

@@ -9,6 +9,7 @@
 
 pub mod backoff;
 pub mod forwarding;
+pub mod partner_event;
 pub mod record;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +21,7 @@ use genesys_relay::actions::delivery_status::{self, StatusChecks};
 use genesys_relay::actions::ActionDeps;
 use genesys_relay::clock::Clock;
 use genesys_relay::config::ProcessorConfig;
+use genesys_relay::conversation_store::ConversationStore;
 use genesys_relay::idempotency::{lease_until, Idempotency};
 use genesys_relay::{dead_letter, telemetry, Error};
 use lambda_runtime::LambdaEvent;
@@ -34,6 +36,8 @@ pub struct Deps {
     pub s3: aws_sdk_s3::Client,
     /// Idempotency claims.
     pub idempotency: Idempotency,
+    /// Per-conversation context of EventBridge events, and their order.
+    pub conversations: ConversationStore,
     /// What the actions use.
     pub actions: ActionDeps,
     /// The time retry budgets are measured by (tests move it forward instead of waiting).
@@ -48,12 +52,15 @@ impl Deps {
         aws: &SdkConfig,
         http: reqwest::Client,
     ) -> genesys_relay::Result<Self> {
+        let ddb = aws_sdk_dynamodb::Client::new(aws);
         Ok(Self {
             sqs: aws_sdk_sqs::Client::new(aws),
             s3: genesys_relay::aws::s3_client(aws),
-            idempotency: Idempotency::for_actions(
-                aws_sdk_dynamodb::Client::new(aws),
-                &config.actions,
+            idempotency: Idempotency::for_actions(ddb.clone(), &config.actions),
+            conversations: ConversationStore::new(
+                ddb,
+                config.actions.table_name.clone(),
+                config.context_ttl,
             ),
             actions: ActionDeps::new(&config.actions, aws, http)
                 .await?

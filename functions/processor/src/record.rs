@@ -12,7 +12,7 @@ use genesys_relay::queue::{self, Envelope, Payload, Source};
 use genesys_relay::{telemetry, Error, Result};
 use sha2::{Digest, Sha256};
 
-use crate::{forwarding, Deps};
+use crate::{forwarding, partner_event, Deps};
 
 /// Label of failures that happen before any action is chosen.
 pub const DECODE: &str = "decode";
@@ -26,7 +26,8 @@ pub struct Failure {
     pub error: Error,
 }
 
-fn at(action: &'static str) -> impl Fn(Error) -> Failure {
+/// Labels an error with the action it happened in.
+pub(crate) fn at(action: &'static str) -> impl Fn(Error) -> Failure {
     move |error| Failure {
         action: action.to_owned(),
         error,
@@ -96,6 +97,10 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
     let payload = resolve(payload, deps).await.map_err(at(DECODE))?;
     if let Some(job) = job {
         return forwarding::run_job(record, &envelope, &payload, job, deps, lease).await;
+    }
+    if envelope.source == Source::GenesysEventBridge {
+        partner_event::act(&envelope.event_key, &payload, deps, lease).await?;
+        return forwarding::fan_out(record, &envelope, &payload, deps, lease).await;
     }
     let planned = plan(&envelope, &payload, deps).await.map_err(at(DECODE))?;
     if planned.is_empty() {
@@ -241,8 +246,7 @@ async fn plan(envelope: &Envelope, payload: &str, deps: &Deps) -> Result<Vec<Pla
                     .collect(),
             )
         }
-        // EventBridge events were acted on by the EventBridge handler and are here only to be
-        // forwarded.
+        // Acted on by `partner_event` before any plan is made.
         Source::GenesysEventBridge => Ok(Vec::new()),
     }
 }

@@ -1,9 +1,12 @@
-//! What an EventBridge event from Genesys is, and the key that recognises a re-delivered copy.
+//! Events from the Genesys Cloud EventBridge integration: the topics the relay acts on, and the
+//! key that recognises a re-delivered copy. The EventBridge handler reads them to decide what to
+//! queue, the processor to act on what was queued, alike.
 
-use genesys_relay::event::{EventKey, GenesysDetail};
 use serde_json::Value;
 
-/// The topics this handler acts on.
+use crate::event::{EventKey, GenesysDetail};
+
+/// The topics the relay acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topic {
     /// `v2.detail.events.conversation.{id}.outbound`: the customer's number and campaign.
@@ -13,7 +16,7 @@ pub enum Topic {
 }
 
 impl Topic {
-    /// The topic of a concrete topic name; `None` for topics this handler does not act on.
+    /// The topic of a concrete topic name; `None` for topics the relay does not act on.
     pub fn of(topic_name: &str) -> Option<Self> {
         if !topic_name.starts_with("v2.detail.events.conversation.") {
             return None;
