@@ -4,7 +4,7 @@ Runtime API on 127.0.0.1.
 For each function and run: exec the bootstrap with the Runtime API's address, time exec -> its
 first GET /next (init: every client constructed) and /next -> its response (the first
 invocation), and read its peak RSS (VmHWM) once it answered. Prints medians beside the targets and
-the lambda-perf anchors (reference/aws.md).
+the lambda-perf anchors (its published hello-world figures).
 
 Usage: python scripts/cold_start.py [--runs N] [--build]
   --build   build the release binaries first (cargo build --release for the three functions)

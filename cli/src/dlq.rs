@@ -875,14 +875,7 @@ where
     if let SdkError::ServiceError(service) = error {
         return format!("HTTP {}", service.raw().status().as_u16());
     }
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
+    genesys_relay::error::chain(error)
 }
 
 fn aws_error<E>(what: impl Display, error: &SdkError<E>) -> anyhow::Error

@@ -430,7 +430,7 @@ async fn request_token(
         .map_err(|e| {
             anyhow!(
                 "cannot reach the Genesys login service at {url}: {}",
-                crate::output::error_chain(&e)
+                genesys_relay::error::chain(&e)
             )
         })?;
     let status = response.status();
@@ -505,13 +505,13 @@ impl Api {
         let response = request
             .send()
             .await
-            .map_err(|e| anyhow!("{method} {url} failed: {}", crate::output::error_chain(&e)))?;
+            .map_err(|e| anyhow!("{method} {url} failed: {}", genesys_relay::error::chain(&e)))?;
         let status = response.status();
         let correlation = correlation(response.headers());
         let answer = response.bytes().await.map_err(|e| {
             anyhow!(
                 "{method} {url}: reading the answer failed: {}",
-                crate::output::error_chain(&e)
+                genesys_relay::error::chain(&e)
             )
         })?;
         if status.is_success() {

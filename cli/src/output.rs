@@ -29,19 +29,6 @@ pub fn print(report: &Report, json: bool) {
     }
 }
 
-/// An error and its causes on one line (reqwest's own message leaves out the cause, such as the
-/// refused connection).
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Whether standard error is a terminal (progress and colour only then).
 pub fn interactive() -> bool {
     std::io::stderr().is_terminal()

@@ -178,14 +178,14 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
             anyhow::anyhow!(
                 "POST {} failed: {}",
                 signed.url,
-                crate::output::error_chain(&e)
+                genesys_relay::error::chain(&e)
             )
         })?;
     let status = response.status();
     let answer = response.bytes().await.map_err(|e| {
         anyhow::anyhow!(
             "reading the answer failed: {}",
-            crate::output::error_chain(&e)
+            genesys_relay::error::chain(&e)
         )
     })?;
     let shown = scrub(&shown_text(&answer), secret.as_ref(), args.scheme);

@@ -434,7 +434,7 @@ mod tests {
     }
 }
 
-/// Settings every function that runs actions needs (the processor and the EventBridge handler).
+/// Settings of the actions the processor runs.
 #[derive(Debug, Clone)]
 pub struct ActionsConfig {
     /// The state table (`TABLE_NAME`): idempotency records, SMS ledger, opt-outs.

@@ -114,6 +114,20 @@ impl Error {
 /// Result with the product's error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error and its causes on one line, `error: cause: cause`: the part that says what happened
+/// (a refused connection, an expired certificate) is often a few levels under an HTTP or SDK
+/// client's own message, which leaves it out.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +147,28 @@ mod tests {
         assert_eq!(statuses.len(), all.len());
         assert_eq!(codes.len(), all.len());
         assert!(all.iter().all(|r| (400..500).contains(&r.status())));
+    }
+
+    #[test]
+    fn a_chain_reads_the_error_then_each_cause() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let top = std::io::Error::other(Wrapper(cause));
+        assert_eq!(chain(&top), "wrapped: refused");
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("wrapped")
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Genesys Cloud event models and the event key used for deduplication.
 //!
-//! The EventBridge `detail` follows the real integration (reference/genesys.md): `topicName`,
+//! The EventBridge `detail` follows the real integration (Genesys' EventBridge documentation): `topicName`,
 //! `version`, `eventBody`, `metadata.CorrelationId`, `timestamp`. Webhook bodies are whatever JSON
 //! the sender chose, so they stay a `serde_json::Value` and are read through JSON pointers.
 

@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use lambda_http::RequestExt;
 
-use super::stack::Counters;
+use super::counters::Counters;
 
 /// Largest body read from a client; the receiver enforces its own, smaller, limit.
 const READ_LIMIT: usize = 10 * 1024 * 1024;

@@ -1,5 +1,6 @@
 //! `relay local`: the whole pipeline on this machine, and the demo that shows it working.
 
+pub mod counters;
 pub mod demo;
 pub mod http;
 pub mod soak;

@@ -4,7 +4,7 @@
 //! an event source mapping and Lambda would (concurrent pollers, a deadline per invocation), and
 //! the EventBridge handler fed from the rule's target queue. Dropping the stack stops all of it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::task::{AbortHandle, JoinHandle};
 
+use super::counters::Counters;
 use super::http;
 
 /// Twilio account and Auth Token of the local Twilio (the template's Twilio secret holds them
@@ -67,7 +68,7 @@ pub enum GenesysAuth {
 }
 
 impl GenesysAuth {
-    /// Every scheme, for tests and listings.
+    /// Every scheme, for tests.
     pub const ALL: [Self; 4] = [
         Self::StandardWebhooks,
         Self::Basic,
@@ -122,21 +123,6 @@ pub struct Resources {
     pub max_receive_count: u32,
     /// Records per processor invocation.
     pub batch_size: i32,
-}
-
-/// What the stack's functions did, for the report.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Receiver answers by status.
-    pub answers: Mutex<BTreeMap<u16, u64>>,
-    /// Processor invocations.
-    pub batches: AtomicU64,
-    /// Processor invocations that did not finish: stopped at their deadline, or killed.
-    pub batches_lost: AtomicU64,
-    /// Records the processor reported failed, to be retried.
-    pub retries: AtomicU64,
-    /// EventBridge handler invocations.
-    pub events: AtomicU64,
 }
 
 /// How the stack runs the processor, standing in for the event source mapping and Lambda.

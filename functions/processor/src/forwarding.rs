@@ -29,7 +29,7 @@ use genesys_relay::{dead_letter, telemetry, Error, Result};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::record::Failure;
+use crate::failure::Failure;
 use crate::Deps;
 
 /// The message attribute that makes a message a forwarding job: `endpoint;attempt;not-before-ms`.

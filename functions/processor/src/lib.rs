@@ -8,6 +8,7 @@
 //! order within the group holds.
 
 pub mod backoff;
+pub mod failure;
 pub mod forwarding;
 pub mod partner_event;
 pub mod record;

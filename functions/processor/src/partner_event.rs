@@ -17,7 +17,7 @@ use genesys_relay::rules::SmsOnWrapup;
 use genesys_relay::{telemetry, Error, Result};
 use serde_json::json;
 
-use crate::record::{at, Failure, DECODE};
+use crate::failure::{at, Failure, DECODE};
 use crate::Deps;
 
 /// Action label of storing a conversation's `.outbound` context.

@@ -12,27 +12,8 @@ use genesys_relay::queue::{self, Envelope, Payload, Source};
 use genesys_relay::{telemetry, Error, Result};
 use sha2::{Digest, Sha256};
 
+use crate::failure::{at, Failure, DECODE};
 use crate::{forwarding, partner_event, Deps};
-
-/// Label of failures that happen before any action is chosen.
-pub const DECODE: &str = "decode";
-
-/// A failure, with the action it happened in.
-#[derive(Debug)]
-pub struct Failure {
-    /// Action name, or [`DECODE`].
-    pub action: String,
-    /// What went wrong; its class decides retry or dead-letter.
-    pub error: Error,
-}
-
-/// Labels an error with the action it happened in.
-pub(crate) fn at(action: &'static str) -> impl Fn(Error) -> Failure {
-    move |error| Failure {
-        action: action.to_owned(),
-        error,
-    }
-}
 
 /// An action chosen for a record.
 enum Planned {

@@ -5,11 +5,11 @@
 
 use std::time::SystemTime;
 
+use genesys_relay::actions::delivery_status::StatusCallback;
 use genesys_relay::auth::{Keys, Scheme, SignedRequest};
 use genesys_relay::event::{self, EventKey};
 use genesys_relay::queue::{self, Envelope, Source};
 use genesys_relay::secrets::CachedSecret;
-use genesys_relay::telemetry::mask_phone;
 use genesys_relay::{Error, Rejection, Result};
 use http::HeaderMap;
 use serde_json::Value;
@@ -241,25 +241,16 @@ fn signed_event_id<'h>(scheme: &Scheme, headers: &'h HeaderMap) -> Option<&'h st
 /// (escaping `:` and `%`, so it is injective); message sids (`SM`/`MM` + 32 hex digits) and
 /// statuses (a fixed vocabulary) hold neither, so it reads `<MessageSid>:<MessageStatus>`.
 fn parse_twilio_form(text: &str) -> Result<Parsed> {
-    let field = |name: &str| {
-        form_urlencoded::parse(text.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    let missing =
-        |name: &str| Error::rejected(Rejection::BadRequest, format!("form has no {name}"));
-    let sid = field("MessageSid")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("MessageSid"))?;
-    let status = field("MessageStatus")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("MessageStatus"))?;
-    tracing::debug!(message_sid = %sid, status = %status, to = %mask_phone(&field("To").unwrap_or_default()), "twilio status callback");
+    // The processor reads the same form with the same reader; what it would refuse is refused
+    // here, as the sender's mistake.
+    let callback = StatusCallback::from_form(text)
+        .map_err(|e| Error::rejected(Rejection::BadRequest, e.to_string()))?;
+    tracing::debug!(message_sid = %callback.message_sid, status = %callback.status, "twilio status callback");
     Ok(Parsed {
         source: Source::TwilioStatus,
-        event_key: EventKey::from_parts(&[sid.as_str(), status.as_str()]),
-        correlation_id: Some(sid.clone()),
-        group_id: Some(sid),
+        event_key: EventKey::from_parts(&[callback.message_sid.as_str(), callback.status.as_str()]),
+        correlation_id: Some(callback.message_sid.clone()),
+        group_id: Some(callback.message_sid),
     })
 }
 

@@ -1,6 +1,6 @@
 //! Fake Genesys Cloud: the login service and the Platform API on one local port.
 //!
-//! It checks the real request shapes (reference/genesys.md) and answers like Genesys:
+//! It checks the real request shapes (the Genesys Cloud Platform API) and answers like Genesys:
 //! - `POST /oauth/token` needs `Authorization: Basic base64(client_id:client_secret)` and the form
 //!   body `grant_type=client_credentials`; it answers `{"access_token", "token_type": "bearer",
 //!   "expires_in"}` with a unique token. An unknown client id gets 400 `invalid_client`, a wrong

@@ -1,5 +1,5 @@
 //! Local HTTP servers standing in for Twilio and Genesys Cloud; each checks the real request
-//! shapes (reference/twilio.md, reference/genesys.md) and records what it received.
+//! shapes (Twilio's and Genesys Cloud's published APIs) and records what it received.
 
 pub mod downstream;
 pub mod genesys;

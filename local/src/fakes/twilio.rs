@@ -1,6 +1,6 @@
 //! Fake Twilio: the Messages API of one account on a local port.
 //!
-//! It checks the real request shape (reference/twilio.md) and answers like Twilio, in this order:
+//! It checks the real request shape (Twilio's Messages API) and answers like Twilio, in this order:
 //! - `/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json` for its account reads a message back
 //!   (see below);
 //! - a path other than `/2010-04-01/Accounts/{AccountSid}/Messages.json` for its account gets 404

@@ -1,4 +1,4 @@
-//! The actions: small, idempotent units run by the processor and the EventBridge handler.
+//! The actions: small, idempotent units the processor runs.
 //!
 //! Each returns an [`Outcome`] (stored as the idempotency result and counted in metrics) or an
 //! error whose class decides retry or dead-letter.

@@ -153,7 +153,7 @@ mod tests {
         signature: &'static str,
     }
 
-    // Both official vectors from the reference libraries' tests (shared/reference/webhooks.md).
+    // Both official vectors from the tests of the Standard Webhooks reference libraries.
     const VECTOR_1: Vector = Vector {
         secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         id: "msg_p5jXN8AQM9LWM0D4loKWxJek",

@@ -63,7 +63,7 @@ pub fn sign(token: &[u8], url: &str, params: &[(String, String)]) -> String {
 }
 
 /// The `X-Twilio-Signature` under `algorithm` and `key` (an Auth Token, or a SharedKey's secret as
-/// UTF-8 bytes); for tests and the CLI.
+/// UTF-8 bytes); for tests and fuzzing, where a SharedKey signs.
 pub fn sign_with(
     algorithm: Algorithm,
     key: &[u8],

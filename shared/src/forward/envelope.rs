@@ -50,7 +50,7 @@ const SEPARATOR: u8 = 0x1f;
 
 /// The JSON body a downstream receives, versioned so the shape can evolve without breaking
 /// receivers that check `version`. The sender builds it around the event as received
-/// (`Delivery<RawEvent>`); receivers (and the CLI) read it back with the event parsed (`Delivery`).
+/// (`Delivery<RawEvent>`); receivers read it back with the event parsed (`Delivery`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery<E = serde_json::Value> {
@@ -216,7 +216,7 @@ impl EncryptionKey {
         })
     }
 
-    /// A key from raw bytes, for tests and tools that generate keys themselves.
+    /// A key from raw bytes, for tests that generate keys themselves.
     pub fn from_bytes(key_id: &str, bytes: [u8; KEY_LEN]) -> Self {
         let mut bytes = bytes;
         let key = SecretSlice::from(bytes.to_vec());
@@ -290,7 +290,7 @@ pub fn body<E: EventJson>(delivery: &Delivery<E>, key: Option<&EncryptionKey>) -
         .map_err(|e| Error::permanent(format!("encrypted delivery does not serialize: {e}")))
 }
 
-/// Decrypts an encrypted body as a receiver (or the CLI) does. Any change to the nonce, the
+/// Decrypts an encrypted body as a receiver does. Any change to the nonce, the
 /// ciphertext or the clear `deliveryId` fails authentication; a malformed body is
 /// [`Rejection::BadRequest`], one that does not authenticate under `key` is
 /// [`Rejection::Unauthorized`].

@@ -562,15 +562,9 @@ fn transport_error(operation: &str, error: &reqwest::Error) -> Error {
     } else {
         "failed"
     };
-    let mut chain = String::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let chain = crate::error::chain(error);
     tracing::warn!(operation, reason = %chain, "Genesys {what}");
-    Error::retryable(format!("Genesys {operation} {what}{chain}"))
+    Error::retryable(format!("Genesys {operation} {what}: {chain}"))
 }
 
 async fn read_bounded(mut response: Response) -> Vec<u8> {

@@ -1,4 +1,4 @@
-//! What a failed send means, per Twilio's documented error codes (reference/twilio.md): whether a
+//! What a failed send means, per Twilio's documented error codes (its error dictionary): whether a
 //! retry can help, and how the failure maps onto the product's one error taxonomy.
 
 use std::time::Duration;
@@ -94,7 +94,7 @@ impl SendError {
         };
         Self::Unavailable {
             retry_after: None,
-            reason: format!("request {what} ({error}: {})", error_chain(error)),
+            reason: format!("request {what} ({})", crate::error::chain(error)),
         }
     }
 
@@ -111,22 +111,6 @@ impl SendError {
             },
             other => Self::Misconfigured(format!("Twilio credentials: {other}")),
         }
-    }
-}
-
-/// The causes under a transport error (the interesting part, such as "connection refused", is
-/// often a few levels down).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut causes = Vec::new();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    if causes.is_empty() {
-        "no further detail".to_owned()
-    } else {
-        causes.join(": ")
     }
 }
 
