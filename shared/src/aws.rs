@@ -7,6 +7,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+use crate::error::Error;
+
 fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
@@ -46,4 +48,15 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
         .force_path_style(config.endpoint_url().is_some())
         .build();
     aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// An AWS call that failed outright (throttled, unreachable, a 5xx, a timeout): the service may
+/// answer the next try, so it is retryable. `what` says what was being done ("send the message to
+/// the queue"); the SDK's error context (service code, message, request id) follows. Failures a
+/// caller can tell apart (a conditional check, a missing key) are matched before this.
+pub fn unavailable(what: &str, error: impl std::error::Error) -> Error {
+    Error::retryable(format!(
+        "could not {what}: {}",
+        aws_sdk_sqs::error::DisplayErrorContext(error)
+    ))
 }

@@ -6,13 +6,12 @@
 //! event is applied only when its time is at least that (equal passes, so a retried event goes
 //! through again and idempotency keeps it from acting twice).
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::error::Result;
-use crate::table::{dynamo_error, epoch_secs, n, s, EXPIRES_AT};
+use crate::table::{self, epoch_secs, n, s, EXPIRES_AT};
 
 /// What the `.outbound` event says about the call, needed when it wraps up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +107,7 @@ impl ConversationStore {
         Ok(match item {
             None => Applied::Stale,
             Some(item) => {
-                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                let text = |name: &str| table::text(&item, name).map(str::to_owned);
                 Applied::Yes(
                     text("customer_number").map(|customer_number| OutboundContext {
                         customer_number,
@@ -135,7 +134,7 @@ impl ConversationStore {
         event_time: i64,
         sets: &[&str],
         values: Vec<(&str, AttributeValue)>,
-    ) -> Result<Option<HashMap<String, AttributeValue>>> {
+    ) -> Result<Option<table::Item>> {
         let expires_at = epoch_secs(SystemTime::now()) + self.ttl.as_secs();
         let mut expression = String::from("SET #time = :time, #exp = :exp");
         for set in sets {
@@ -166,7 +165,7 @@ impl ConversationStore {
             {
                 Ok(None)
             }
-            Err(e) => Err(dynamo_error("update the conversation record", e)),
+            Err(e) => Err(crate::aws::unavailable("update the conversation record", e)),
         }
     }
 }

@@ -152,12 +152,7 @@ pub async fn send_from(
         .set_message_attributes(Some(attributes))
         .send()
         .await
-        .map_err(|e| {
-            Error::retryable(format!(
-                "DLQ did not accept the message: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            ))
-        })?;
+        .map_err(|e| crate::aws::unavailable("send the message to the DLQ", e))?;
     Ok(())
 }
 

@@ -13,14 +13,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use sha2::{Digest, Sha256};
 
 use crate::clock::{self, Clock};
 use crate::config::ActionsConfig;
 use crate::error::{Error, Result};
 use crate::event::EventKey;
-use crate::table::{dynamo_error, epoch_millis, epoch_secs, n, s, EXPIRES_AT};
+use crate::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
 
 /// Default idempotency window.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -174,7 +174,7 @@ impl Idempotency {
                     });
                 match existing {
                     Some(item) => existing_claim(action, key, &validation, &item),
-                    None => Err(dynamo_error("claim the idempotency record", e)),
+                    None => Err(crate::aws::unavailable("claim the idempotency record", e)),
                 }
             }
         }
@@ -197,7 +197,7 @@ impl Idempotency {
             .expression_attribute_values(":exp", n(expires))
             .send()
             .await
-            .map_err(|e| dynamo_error("complete the idempotency record", e))?;
+            .map_err(|e| crate::aws::unavailable("complete the idempotency record", e))?;
         Ok(())
     }
 
@@ -210,23 +210,14 @@ impl Idempotency {
             .key("sk", s("idempotency"))
             .send()
             .await
-            .map_err(|e| dynamo_error("release the idempotency record", e))?;
+            .map_err(|e| crate::aws::unavailable("release the idempotency record", e))?;
         Ok(())
     }
 }
 
 /// Decides what an existing, live record means for this claim.
-fn existing_claim(
-    action: &str,
-    key: &EventKey,
-    validation: &str,
-    item: &HashMap<String, AttributeValue>,
-) -> Result<Claim> {
-    let text = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-    };
+fn existing_claim(action: &str, key: &EventKey, validation: &str, item: &Item) -> Result<Claim> {
+    let text = |name: &str| table::text(item, name);
     if text("validation").is_some_and(|stored| stored != validation) {
         return Err(Error::permanent(format!(
             "event key {key} was already used for {action} with a different payload"
@@ -256,7 +247,7 @@ fn record_key(action: &str, key: &EventKey) -> String {
 mod tests {
     use super::*;
 
-    fn item(pairs: &[(&str, &str)]) -> HashMap<String, AttributeValue> {
+    fn item(pairs: &[(&str, &str)]) -> Item {
         pairs.iter().map(|(k, v)| (k.to_string(), s(v))).collect()
     }
 

@@ -235,12 +235,10 @@ impl QueueSender {
                 .message_group_id(group)
                 .message_deduplication_id(envelope.event_key.as_str());
         }
-        request.send().await.map_err(|e| {
-            Error::retryable(format!(
-                "SQS did not accept the message: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            ))
-        })?;
+        request
+            .send()
+            .await
+            .map_err(|e| crate::aws::unavailable("send the message to the queue", e))?;
         Ok(())
     }
 }
@@ -263,12 +261,7 @@ async fn put_claim_check(
         .body(ByteStream::from(body.into_bytes()))
         .send()
         .await
-        .map_err(|e| {
-            Error::retryable(format!(
-                "S3 did not store the claim check: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            ))
-        })?;
+        .map_err(|e| crate::aws::unavailable("store the claim check", e))?;
     Ok(ClaimCheck {
         bucket: bucket.to_owned(),
         key,

@@ -153,10 +153,7 @@ pub async fn fetch(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result
             if service.is_some_and(|s| s.is_resource_not_found_exception()) {
                 Error::permanent(format!("secret {arn} does not exist"))
             } else {
-                Error::retryable(format!(
-                    "could not read secret {arn}: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                ))
+                crate::aws::unavailable(&format!("read secret {arn}"), e)
             }
         })?;
     output

@@ -13,14 +13,13 @@
 //! newer status too. A status arriving meanwhile is left to that writer instead of racing it, and
 //! the last write to reach Genesys carries the furthest status seen.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::table::{dynamo_error, epoch_millis, epoch_secs, n, s, EXPIRES_AT};
+use crate::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
 
 /// What the ledger knows of one sent SMS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +109,7 @@ impl SmsStore {
         request
             .send()
             .await
-            .map_err(|e| dynamo_error("record the SMS", e))?;
+            .map_err(|e| crate::aws::unavailable("record the SMS", e))?;
         Ok(())
     }
 
@@ -167,7 +166,7 @@ impl SmsStore {
                             Advance::Stale
                         })
                     }
-                    None => Err(dynamo_error("advance the SMS status", e)),
+                    None => Err(crate::aws::unavailable("advance the SMS status", e)),
                 }
             }
         }
@@ -184,7 +183,7 @@ impl SmsStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| dynamo_error("read the SMS record", e))?;
+            .map_err(|e| crate::aws::unavailable("read the SMS record", e))?;
         out.item.map(|item| parse_record(&item)).transpose()
     }
 
@@ -212,7 +211,7 @@ impl SmsStore {
         match result {
             Ok(out) => parse_record(&out.attributes.unwrap_or_default()).map(Some),
             Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(dynamo_error("take the SMS write-back lease", e)),
+            Err(e) => Err(crate::aws::unavailable("take the SMS write-back lease", e)),
         }
     }
 
@@ -237,7 +236,7 @@ impl SmsStore {
         match done {
             Ok(_) => return Ok(Written::Done),
             Err(e) if is_condition_failure(&e) => {}
-            Err(e) => return Err(dynamo_error("mark the SMS status written", e)),
+            Err(e) => return Err(crate::aws::unavailable("mark the SMS status written", e)),
         }
         let kept = self
             .lease_update(message_sid, token)
@@ -251,7 +250,7 @@ impl SmsStore {
         match kept {
             Ok(out) => parse_record(&out.attributes.unwrap_or_default()).map(Written::Newer),
             Err(e) if is_condition_failure(&e) => Ok(Written::Lost),
-            Err(e) => Err(dynamo_error("mark the SMS status written", e)),
+            Err(e) => Err(crate::aws::unavailable("mark the SMS status written", e)),
         }
     }
 
@@ -284,7 +283,10 @@ impl SmsStore {
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(dynamo_error("give back the SMS write-back lease", e)),
+            Err(e) => Err(crate::aws::unavailable(
+                "give back the SMS write-back lease",
+                e,
+            )),
         }
     }
 
@@ -297,7 +299,7 @@ impl SmsStore {
             .item("sk", s("opt-out"))
             .send()
             .await
-            .map_err(|e| dynamo_error("remember the opt-out", e))?;
+            .map_err(|e| crate::aws::unavailable("remember the opt-out", e))?;
         Ok(())
     }
 
@@ -311,7 +313,7 @@ impl SmsStore {
             .key("sk", s("opt-out"))
             .send()
             .await
-            .map_err(|e| dynamo_error("read the opt-out list", e))?;
+            .map_err(|e| crate::aws::unavailable("read the opt-out list", e))?;
         Ok(out.item.is_some())
     }
 }
@@ -344,14 +346,9 @@ fn opt_out_pk(number: &str) -> String {
     )
 }
 
-fn parse_record(item: &HashMap<String, AttributeValue>) -> Result<SmsRecord> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let rank = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<u8>().ok())
-            .unwrap_or_default()
-    };
+fn parse_record(item: &Item) -> Result<SmsRecord> {
+    let text = |name: &str| table::text(item, name).map(str::to_owned);
+    let rank = |name: &str| table::number::<u8>(item, name).unwrap_or_default();
     let required = |name: &str| {
         text(name).ok_or_else(|| Error::permanent(format!("SMS record has no {name}")))
     };

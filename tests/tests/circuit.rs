@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::join_all;
 use genesys_relay::forward::circuit::{CircuitBreaker, CircuitPolicy, Permit};
-use genesys_relay::table::{epoch_millis, epoch_secs};
+use genesys_relay::table::{self, epoch_millis, epoch_secs, text, Item};
 use relay_tests::fakes::server::Served;
 use relay_tests::LocalAws;
 
@@ -90,12 +90,8 @@ async fn stored(aws: &LocalAws, endpoint: &str) -> HashMap<String, AttributeValu
         .unwrap_or_default()
 }
 
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
-    item.get(name)?.as_n().ok()?.parse().ok()
-}
-
-fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
-    item.get(name)?.as_s().ok().map(String::as_str)
+fn number(item: &Item, name: &str) -> Option<u64> {
+    table::number(item, name)
 }
 
 #[tokio::test]

@@ -30,13 +30,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use genesys_relay::auth::HmacHeader;
 use genesys_relay::dead_letter;
 use genesys_relay::event::EventKey;
 use genesys_relay::event::GenesysDetail;
 use genesys_relay::queue::{self, Source};
+use genesys_relay::table;
 use relay_local::fakes::downstream::Downstream;
 use relay_local::fakes::twilio::{Faults, Reply};
 use serde_json::{json, Value};
@@ -654,15 +654,12 @@ async fn sms_claims(stack: &Stack) -> Result<HashMap<String, String>> {
             .send()
             .await?;
         for item in out.items.unwrap_or_default() {
-            let text = |name: &str| match item.get(name) {
-                Some(AttributeValue::S(s)) => Some(s.clone()),
-                _ => None,
-            };
-            if text("sk").as_deref() == Some("idempotency")
-                && text("action").as_deref() == Some(genesys_relay::actions::sms_on_wrapup::NAME)
+            let text = |name: &str| table::text(&item, name);
+            if text("sk") == Some("idempotency")
+                && text("action") == Some(genesys_relay::actions::sms_on_wrapup::NAME)
             {
                 if let (Some(key), Some(status)) = (text("event_key"), text("status")) {
-                    claims.insert(key, status);
+                    claims.insert(key.to_owned(), status.to_owned());
                 }
             }
         }

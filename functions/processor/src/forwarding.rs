@@ -375,12 +375,7 @@ async fn requeue(
         .delay_seconds(wait.min(MAX_SQS_DELAY).as_secs() as i32)
         .send()
         .await
-        .map_err(|e| {
-            Error::retryable(format!(
-                "could not queue the retry: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            ))
-        })?;
+        .map_err(|e| genesys_relay::aws::unavailable("queue the retry", e))?;
     tracing::info!(endpoint, event_key = %key, attempt, wait_secs = wait.as_secs(), "delivery queued for later");
     Ok(())
 }

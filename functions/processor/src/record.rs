@@ -150,10 +150,7 @@ async fn resolve(payload: Payload, deps: &Deps) -> Result<String> {
                     check.bucket, check.key
                 ))
             } else {
-                Error::retryable(format!(
-                    "could not read the claim check: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                ))
+                genesys_relay::aws::unavailable("read the claim check", e)
             }
         })?;
     let bytes = object

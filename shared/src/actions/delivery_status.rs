@@ -452,12 +452,13 @@ impl StatusChecks {
             request = request.delay_seconds(wait as i32);
         }
         request.send().await.map_err(|e| {
-            Error::retryable(format!(
-                "could not queue status check {} of {}: {}",
-                check.attempt,
-                check.message_sid,
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            ))
+            crate::aws::unavailable(
+                &format!(
+                    "queue status check {} of {}",
+                    check.attempt, check.message_sid
+                ),
+                e,
+            )
         })?;
         Ok(())
     }

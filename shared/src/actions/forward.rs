@@ -14,12 +14,10 @@
 //! job's deadline at the latest, whatever the endpoint's own timeout, so a slow endpoint comes
 //! back as a retryable timeout instead of holding the invocation until Lambda stops it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::AttributeValue;
 use secrecy::{ExposeSecret, SecretString};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -36,7 +34,7 @@ use crate::forward::envelope::{self, Delivery, EncryptionKey, RawEvent};
 use crate::forward::ssrf::{guarded_client, EgressPolicy, GuardedResolver, SsrfError};
 use crate::rules::{Endpoint, EndpointAuth, Forward};
 use crate::secrets::{self, CachedSecret};
-use crate::table::{dynamo_error, epoch_millis, epoch_secs, n, s, EXPIRES_AT};
+use crate::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
 use crate::telemetry;
 
 /// Action name prefix; the endpoint's name follows (`forward:crm`).
@@ -434,7 +432,7 @@ impl Forwarder {
             .item("since", s(&now))
             .send()
             .await
-            .map_err(|e| dynamo_error("disable the endpoint", e))?;
+            .map_err(|e| crate::aws::unavailable("disable the endpoint", e))?;
         tracing::error!(endpoint = name, "endpoint answered 410 Gone; disabled");
         Ok(())
     }
@@ -448,13 +446,10 @@ impl Forwarder {
             .key("sk", s("disabled"))
             .send()
             .await
-            .map_err(|e| dynamo_error("read the endpoint state", e))?;
-        Ok(out.item.map(|item| {
-            item.get("since")
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        }))
+            .map_err(|e| crate::aws::unavailable("read the endpoint state", e))?;
+        Ok(out
+            .item
+            .map(|item| table::text(&item, "since").unwrap_or_default().to_owned()))
     }
 
     async fn audit(
@@ -488,7 +483,7 @@ impl Forwarder {
             .item(EXPIRES_AT, n(epoch_secs(now) + AUDIT_TTL.as_secs()))
             .send()
             .await
-            .map_err(|e| dynamo_error("record the attempt", e))?;
+            .map_err(|e| crate::aws::unavailable("record the attempt", e))?;
         Ok(())
     }
 }
@@ -529,7 +524,7 @@ pub async fn recent_attempts(
         .limit(limit)
         .send()
         .await
-        .map_err(|e| dynamo_error("read the attempts", e))?;
+        .map_err(|e| crate::aws::unavailable("read the attempts", e))?;
     Ok(out
         .items
         .unwrap_or_default()
@@ -538,25 +533,14 @@ pub async fn recent_attempts(
         .collect())
 }
 
-fn attempt_of(item: &HashMap<String, AttributeValue>) -> Attempt {
-    let text = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let number = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_default()
-    };
+fn attempt_of(item: &Item) -> Attempt {
+    let text = |name: &str| table::text(item, name).unwrap_or_default().to_owned();
     Attempt {
         delivery_id: text("delivery_id"),
-        attempt: number("attempt") as u32,
+        attempt: table::number(item, "attempt").unwrap_or_default(),
         status: text("status"),
         outcome: text("outcome"),
-        latency_ms: number("latency_ms"),
+        latency_ms: table::number(item, "latency_ms").unwrap_or_default(),
     }
 }
 

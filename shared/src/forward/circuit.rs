@@ -40,15 +40,14 @@
 //! to well within the durations of the policy. Every DynamoDB failure is `Retryable`; losing a
 //! conditional write is not a failure, only news that another instance got there first.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::error::Result;
-use crate::table::{dynamo_error, epoch_millis, epoch_secs, n, s, EXPIRES_AT};
+use crate::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
 
 const SORT_KEY: &str = "circuit";
 const CLOSED: &str = "closed";
@@ -62,8 +61,6 @@ const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Conditional writes one outcome may lose in a row before it is given up; losing twice already
 /// takes a third instance starting a window in between.
 const ATTEMPTS: usize = 3;
-
-type Item = HashMap<String, AttributeValue>;
 
 /// When a circuit opens and how it recovers.
 ///
@@ -214,7 +211,7 @@ impl CircuitBreaker {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| dynamo_error("read the circuit", e))?;
+            .map_err(|e| crate::aws::unavailable("read the circuit", e))?;
         Ok(State::of(&out.item.unwrap_or_default()))
     }
 
@@ -377,7 +374,7 @@ impl CircuitBreaker {
                 Some(UpdateItemError::ConditionalCheckFailedException(lost)) => {
                     Ok(Written::Lost(lost.item.clone().unwrap_or_default()))
                 }
-                _ => Err(dynamo_error(what, e)),
+                _ => Err(crate::aws::unavailable(what, e)),
             },
         }
     }
@@ -387,11 +384,7 @@ impl State {
     /// Reads the state from an item; a missing item, or one in no known state, is closed, so a
     /// damaged record lets deliveries through rather than holding them forever.
     fn of(item: &Item) -> Self {
-        match item
-            .get("state")
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-        {
+        match table::text(item, "state") {
             Some(OPEN) => Self::Open {
                 until: number(item, "open_until"),
             },
@@ -430,10 +423,7 @@ fn record_key(endpoint: &str) -> String {
 
 /// A number attribute, 0 when absent or malformed.
 fn number(item: &Item, name: &str) -> u64 {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_default()
+    table::number(item, name).unwrap_or_default()
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -501,7 +491,7 @@ mod tests {
 
     #[test]
     fn stored_state_is_read_back_and_unknown_state_counts_as_closed() {
-        let item = |pairs: &[(&str, AttributeValue)]| -> Item {
+        let item = |pairs: &[(&str, aws_sdk_dynamodb::types::AttributeValue)]| -> Item {
             pairs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
