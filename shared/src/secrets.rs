@@ -204,32 +204,6 @@ pub fn webhook_keys(raw: &SecretString) -> Result<Keys> {
     })
 }
 
-/// Keys for Twilio's signatures, from the Twilio credentials secret: the primary `authToken`, an
-/// optional `secondaryAuthToken` (during a token rotation) and optional `sharedKeys` by id.
-pub fn twilio_webhook_keys(raw: &SecretString) -> Result<Keys> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct TwilioSigning {
-        auth_token: SecretString,
-        #[serde(default)]
-        secondary_auth_token: Option<SecretString>,
-        #[serde(default)]
-        shared_keys: BTreeMap<String, SecretString>,
-    }
-    let parsed: TwilioSigning = parse_json(raw)?;
-    let secrets: Vec<SecretString> = std::iter::once(parsed.auth_token)
-        .chain(parsed.secondary_auth_token)
-        .filter(|s| !s.expose_secret().is_empty())
-        .collect();
-    if secrets.is_empty() {
-        return Err(Error::permanent("field `authToken` is empty"));
-    }
-    Ok(Keys {
-        secrets,
-        shared_keys: parsed.shared_keys,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,25 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn twilio_keys_take_both_tokens_and_shared_keys() {
-        let keys = twilio_webhook_keys(&secret(
-            r#"{"accountSid":"AC1","authToken":"t1","secondaryAuthToken":"t2","sharedKeys":{"KS1":"k"}}"#,
-        ))
-        .unwrap();
-        assert_eq!(keys.secrets.len(), 2);
-        assert_eq!(keys.shared_keys.keys().collect::<Vec<_>>(), ["KS1"]);
-    }
-
-    #[test]
     fn parse_errors_name_the_field_and_never_the_value() {
-        let err = twilio_webhook_keys(&secret(r#"{"accountSid":"AC-very-secret"}"#))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("authToken"), "{err}");
-        let err = twilio_webhook_keys(&secret(r#"{"authToken": 12345678}"#))
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("12345678"), "{err}");
         let err = webhook_keys(&secret(r#"{"secrets": "hunter2-value"}"#))
             .unwrap_err()
             .to_string();

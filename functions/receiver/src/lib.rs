@@ -10,6 +10,7 @@ use genesys_relay::auth::Keys;
 use genesys_relay::config::ReceiverConfig;
 use genesys_relay::queue::QueueSender;
 use genesys_relay::secrets::{self, CachedSecret};
+use genesys_relay::twilio::TwilioSecret;
 use genesys_relay::Error;
 use lambda_http::{Body, Request, RequestExt, Response};
 
@@ -53,7 +54,7 @@ impl Deps {
                 secrets_client,
                 config.twilio_secret_arn.clone(),
                 config.secrets,
-                secrets::twilio_webhook_keys,
+                TwilioSecret::signing_keys,
             ),
             config,
         }

@@ -1,8 +1,12 @@
-//! The Twilio credentials secret and the sender a message goes out from.
+//! The Twilio credentials secret, what the receiver and the processor each read of it, and the
+//! sender a message goes out from.
+
+use std::collections::BTreeMap;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::auth::Keys;
 use crate::error::{Error, Result};
 use crate::secrets::parse_json;
 
@@ -14,10 +18,63 @@ pub(crate) fn is_sid(sid: &str, prefix: &str) -> bool {
         .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The Twilio credentials secret, parsed once per read of Secrets Manager. Its JSON shape is
-/// `{"accountSid": "AC…", "authToken": "…", "apiKeySid": "SK…", "apiKeySecret": "…",
-/// "messagingServiceSid": "MG…", "from": "+1…"}`; the API key and the sender fields are optional,
-/// and empty strings count as absent (the deployment template's placeholder leaves them empty).
+/// The Twilio credentials secret as stored in Secrets Manager: one JSON object, read by the
+/// receiver to verify Twilio's signatures ([`TwilioSecret::signing_keys`]) and by the processor to
+/// send ([`TwilioCredentials::parse`]):
+///
+/// ```json
+/// {"accountSid": "AC…", "authToken": "…", "secondaryAuthToken": "…", "sharedKeys": {"KS…": "…"},
+///  "apiKeySid": "SK…", "apiKeySecret": "…", "messagingServiceSid": "MG…", "from": "+1…"}
+/// ```
+///
+/// Every field may be absent, and a blank value counts as absent (the deployment template's
+/// placeholder leaves some empty); each reader then requires what it needs, naming the field and
+/// never a value.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TwilioSecret {
+    #[serde(default)]
+    account_sid: Option<String>,
+    #[serde(default)]
+    auth_token: Option<SecretString>,
+    #[serde(default)]
+    secondary_auth_token: Option<SecretString>,
+    #[serde(default)]
+    shared_keys: BTreeMap<String, SecretString>,
+    #[serde(default)]
+    api_key_sid: Option<String>,
+    #[serde(default)]
+    api_key_secret: Option<SecretString>,
+    #[serde(default)]
+    messaging_service_sid: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+}
+
+impl TwilioSecret {
+    /// The keys Twilio's signatures are checked with: the Auth Token, a `secondaryAuthToken`
+    /// during a token rotation, and `sharedKeys` by id. Usable as a
+    /// [`crate::secrets::CachedSecret`] parser.
+    pub fn signing_keys(raw: &SecretString) -> Result<Keys> {
+        let secret: Self = parse_json(raw)?;
+        let secrets: Vec<SecretString> = present_secret(secret.auth_token)
+            .into_iter()
+            .chain(present_secret(secret.secondary_auth_token))
+            .collect();
+        if secrets.is_empty() && secret.shared_keys.is_empty() {
+            return Err(Error::permanent(
+                "field `authToken` is missing or empty (Twilio signs callbacks with it), and there \
+                 are no `sharedKeys`",
+            ));
+        }
+        Ok(Keys {
+            secrets,
+            shared_keys: secret.shared_keys,
+        })
+    }
+}
+
+/// The credentials messages are sent with, checked from a [`TwilioSecret`].
 /// `Debug` shows SIDs only: the token and the key secret print as redacted.
 #[derive(Debug)]
 pub struct TwilioCredentials {
@@ -31,22 +88,6 @@ pub struct TwilioCredentials {
     pub from: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawCredentials {
-    account_sid: String,
-    #[serde(default)]
-    auth_token: Option<SecretString>,
-    #[serde(default)]
-    api_key_sid: Option<String>,
-    #[serde(default)]
-    api_key_secret: Option<SecretString>,
-    #[serde(default)]
-    messaging_service_sid: Option<String>,
-    #[serde(default)]
-    from: Option<String>,
-}
-
 /// `Some` only for a value that is not blank.
 fn present(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
@@ -58,11 +99,11 @@ fn present_secret(value: Option<SecretString>) -> Option<SecretString> {
 }
 
 impl TwilioCredentials {
-    /// Parses and checks the secret; usable as a [`crate::secrets::CachedSecret`] parser. Errors
-    /// name the offending field, never a value.
+    /// Parses and checks the secret for sending; usable as a [`crate::secrets::CachedSecret`]
+    /// parser. Errors name the offending field, never a value.
     pub fn parse(raw: &SecretString) -> Result<Self> {
-        let raw: RawCredentials = parse_json(raw)?;
-        let account_sid = raw.account_sid.trim().to_owned();
+        let raw: TwilioSecret = parse_json(raw)?;
+        let account_sid = present(raw.account_sid).unwrap_or_default();
         if !is_sid(&account_sid, "AC") {
             return Err(Error::permanent(
                 "field `accountSid` is not `AC` followed by 32 hex digits",
@@ -246,6 +287,29 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn signing_keys_take_both_tokens_and_shared_keys_and_name_what_is_missing() {
+        let keys = TwilioSecret::signing_keys(&SecretString::from(
+            json!({"accountSid": AC, "authToken": "t1", "secondaryAuthToken": "t2",
+                   "sharedKeys": {"KS1": "k"}})
+            .to_string(),
+        ))
+        .unwrap();
+        assert_eq!(keys.secrets.len(), 2);
+        assert_eq!(keys.shared_keys.keys().collect::<Vec<_>>(), ["KS1"]);
+        // An API key sends but cannot verify: the receiver needs the token (or SharedKeys).
+        let api_key_only = json!({"accountSid": AC, "authToken": " ", "apiKeySid": SK,
+                                  "apiKeySecret": "key-secret-value"});
+        let raw = SecretString::from(api_key_only.to_string());
+        assert!(TwilioCredentials::parse(&raw).is_ok());
+        let err = TwilioSecret::signing_keys(&raw).unwrap_err().to_string();
+        assert!(err.contains("authToken"), "{err}");
+        let err = TwilioSecret::signing_keys(&SecretString::from(r#"{"authToken": 12345678}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("12345678"), "{err}");
     }
 
     #[test]

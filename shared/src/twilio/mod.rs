@@ -14,7 +14,7 @@ mod status;
 
 pub use classify::SendError;
 pub use client::{MessageStatus, OutboundSms, SentMessage, TwilioClient, DEFAULT_API_BASE};
-pub use credentials::{Sender, TwilioCredentials};
+pub use credentials::{Sender, TwilioCredentials, TwilioSecret};
 pub use e164::is_e164;
 pub use segments::{segments, SmsEncoding, MAX_BODY_CHARS};
 pub use status::{status_advances, status_rank};
