@@ -25,10 +25,9 @@
 //!   (GenesysCloudBlueprints/aws-eventbridge-analytics-detail-events-blueprint).
 
 use anyhow::{anyhow, bail, Context};
-use genesys_relay::genesys::{GenesysCredentials, GenesysEndpoints};
-use reqwest::header::ACCEPT;
-use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use genesys_relay::genesys::{check_id, GenesysClient, GenesysCredentials, GenesysEndpoints};
+use reqwest::Method;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use crate::output::Report;
@@ -51,8 +50,6 @@ const CONFIG_ATTEMPTS: usize = 3;
 /// The configuration version of a newly created integration: a dry run cannot read the current
 /// one, so its planned PUT names this one, keeping the body what the API takes (an integer).
 const NEW_CONFIG_VERSION: u64 = 1;
-/// How much of a Genesys error message is shown.
-const MAX_DETAIL_CHARS: usize = 300;
 
 /// The `relay genesys` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -131,6 +128,29 @@ pub struct GenesysEnv {
 }
 
 impl GenesysEnv {
+    /// The relay's Genesys client for these credentials in `region` (with the base URL overrides);
+    /// `needs` names the permissions the command's OAuth client needs, for the error when the
+    /// credentials are missing.
+    pub fn client(&self, region: &str, needs: &str) -> anyhow::Result<GenesysClient> {
+        let endpoints = GenesysEndpoints::for_region(region)
+            .map_err(|reason| anyhow!("--genesys-region {reason}"))?
+            .with_overrides(self.api_base.clone(), self.login_base.clone());
+        let (Some(id), Some(secret)) = (&self.client_id, &self.client_secret) else {
+            bail!(
+                "set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET to a Genesys OAuth client \
+                 (client credentials grant) with {needs}"
+            );
+        };
+        let credentials = GenesysCredentials::new(id.clone(), secret.clone())
+            .map_err(|e| anyhow!("GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET: {e}"))?;
+        let http = genesys_relay::http::client().context("cannot build the HTTP client")?;
+        Ok(GenesysClient::with_credentials(
+            http,
+            endpoints,
+            credentials,
+        ))
+    }
+
     /// The values of this process's environment.
     pub fn from_process() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -180,15 +200,11 @@ pub async fn setup_eventbridge(args: &SetupArgs, env: &GenesysEnv) -> anyhow::Re
         return Ok(plan(args, &desired, &endpoints));
     }
 
-    let (client_id, secret) = credentials(env)?;
-    let http = genesys_relay::http::client().context("cannot build the HTTP client")?;
-    let token = request_token(&http, &endpoints, &client_id, &secret).await?;
-    let api = Api {
-        http,
-        base: endpoints.api_base.clone(),
-        token,
-        secret,
-    };
+    let api = Api(env.client(
+        &args.genesys_region,
+        "integrations:integration:view, :add and :edit",
+    )?);
+    api.0.sign_in().await.map_err(Api::explain)?;
 
     let mut notes = Vec::new();
     let org_id = match api
@@ -217,7 +233,7 @@ pub async fn setup_eventbridge(args: &SetupArgs, env: &GenesysEnv) -> anyhow::Re
             (id.to_owned(), true)
         }
     };
-    check_id(&id)?;
+    check_id("integration", &id).map_err(|e| anyhow!("Genesys answered {e}"))?;
     let version = configure(&api, &id, &args.name, &desired.properties).await?;
     let enabled = api
         .call(
@@ -402,141 +418,45 @@ fn plan(args: &SetupArgs, desired: &Desired, endpoints: &GenesysEndpoints) -> Re
     Report::new(text, json)
 }
 
-/// The OAuth client from the environment, checked as the relay checks its own.
-fn credentials(env: &GenesysEnv) -> anyhow::Result<(String, SecretString)> {
-    let (Some(id), Some(secret)) = (&env.client_id, &env.client_secret) else {
-        bail!("set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET to a Genesys OAuth client (client credentials grant)");
-    };
-    let checked = GenesysCredentials::new(id.clone(), secret.clone())
-        .map_err(|e| anyhow!("GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET: {e}"))?;
-    Ok((checked.client_id, secret.clone()))
-}
-
-/// An access token by the client credentials grant.
-async fn request_token(
-    http: &reqwest::Client,
-    endpoints: &GenesysEndpoints,
-    client_id: &str,
-    secret: &SecretString,
-) -> anyhow::Result<SecretString> {
-    let url = format!("{}/oauth/token", endpoints.login_base);
-    let response = http
-        .post(&url)
-        .basic_auth(client_id, Some(secret.expose_secret()))
-        .header(ACCEPT, "application/json")
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "cannot reach the Genesys login service at {url}: {}",
-                genesys_relay::error::chain(&e)
-            )
-        })?;
-    let status = response.status();
-    let correlation = correlation(response.headers());
-    let body = response.bytes().await.unwrap_or_default();
-    if !status.is_success() {
-        let detail = describe(&body, secret);
-        let refused = status == StatusCode::UNAUTHORIZED
-            || (status == StatusCode::BAD_REQUEST && detail.contains("invalid_client"));
-        if refused {
-            bail!(
-                "Genesys refused OAuth client {client_id} (HTTP {}{detail}){correlation}: check \
-                 GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET, and that --genesys-region is the \
-                 region of the client's organization",
-                status.as_u16()
-            );
-        }
-        bail!(
-            "Genesys token request failed: HTTP {}{detail}{correlation}",
-            status.as_u16()
-        );
-    }
-    let token = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("access_token")?.as_str().map(str::to_owned))
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| anyhow!("the Genesys token answer holds no access_token{correlation}"))?;
-    Ok(SecretString::from(token))
-}
-
-/// The Platform API with one access token.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: SecretString,
-    secret: SecretString,
-}
-
-/// A failed API call: the status decides what the caller may do about it.
-#[derive(Debug)]
-struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ApiError {}
+/// The Platform API through the relay's Genesys client, its failures told in the command's terms.
+struct Api(GenesysClient);
 
 impl Api {
-    /// Sends one request and returns its JSON answer (`null` when empty); anything but 2xx is an
-    /// [`ApiError`] saying what Genesys said and what to check.
+    /// Sends one request and returns its JSON answer (`null` when empty); a failure says what
+    /// Genesys said and what to check.
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(self.token.expose_secret())
-            .header(ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
+        let operation = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        self.0
+            .call(&operation, method, path, body)
             .await
-            .map_err(|e| anyhow!("{method} {url} failed: {}", genesys_relay::error::chain(&e)))?;
-        let status = response.status();
-        let correlation = correlation(response.headers());
-        let answer = response.bytes().await.map_err(|e| {
-            anyhow!(
-                "{method} {url}: reading the answer failed: {}",
-                genesys_relay::error::chain(&e)
-            )
-        })?;
-        if status.is_success() {
-            if answer.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&answer)
-                .with_context(|| format!("{method} {path}: the answer is not JSON{correlation}"));
-        }
-        let detail = describe(&answer, &self.secret);
-        let hint = match status.as_u16() {
-            401 => "; the access token was refused: check that --genesys-region matches the OAuth client's organization",
-            403 => "; the OAuth client lacks a permission: it needs integrations:integration:view, :add and :edit",
-            429 => "; Genesys is rate limiting: run the command again in a minute (it is safe to repeat)",
-            500..=599 => "; Genesys had a problem: run the command again (it is safe to repeat)",
-            _ => "",
+            .map_err(Self::explain)
+    }
+
+    /// The error with what to check or do about it.
+    fn explain(error: genesys_relay::Error) -> anyhow::Error {
+        let text = error.to_string();
+        let hint = if text.contains("refused OAuth client") {
+            "check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET, and that --genesys-region \
+                     is the region of the client's organization"
+        } else if text.contains("access token was refused") {
+            "check that --genesys-region matches the OAuth client's organization"
+        } else if text.contains("HTTP 403") {
+            "the OAuth client lacks a permission: it needs \
+                     integrations:integration:view, :add and :edit"
+        } else if matches!(error, genesys_relay::Error::Retryable { .. }) {
+            "Genesys is busy or had a problem: run the command again (it is safe to repeat)"
+        } else {
+            ""
         };
-        Err(ApiError {
-            status,
-            message: format!(
-                "{method} {path}: HTTP {}{detail}{correlation}{hint}",
-                status.as_u16()
-            ),
+        match hint {
+            "" => anyhow!(error),
+            hint => anyhow!(error).context(hint),
         }
-        .into())
     }
 }
 
@@ -630,67 +550,11 @@ async fn configure(api: &Api, id: &str, name: &str, properties: &Value) -> anyho
     )))
 }
 
-/// Whether Genesys refused a configuration PUT for naming a stale version.
+/// Whether Genesys refused a configuration PUT for naming a stale version: 409, or 400 "does not
+/// match the current version" (as terraform-provider-genesyscloud's `IsVersionMismatch` reads it).
 fn is_version_conflict(error: &anyhow::Error) -> bool {
-    error.downcast_ref::<ApiError>().is_some_and(|e| {
-        e.status == StatusCode::CONFLICT
-            || (e.status == StatusCode::BAD_REQUEST
-                && e.message.contains("does not match the current version"))
-    })
-}
-
-/// Refuses an id that could steer a request to another path.
-fn check_id(id: &str) -> anyhow::Result<()> {
-    let plain = !id.is_empty()
-        && id.len() <= genesys_relay::genesys::MAX_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if plain {
-        Ok(())
-    } else {
-        bail!("Genesys answered an integration id that is not a plain id")
-    }
-}
-
-/// ` code: message` from a Genesys error body (Platform API `code`/`message`, login service
-/// `error`/`error_description`), without the client secret and bounded.
-fn describe(body: &[u8], secret: &SecretString) -> String {
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
-        return String::new();
-    };
-    let text = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| fields.get(*n)?.as_str().filter(|s| !s.trim().is_empty()))
-            .map(str::to_owned)
-    };
-    let code = text(&["code", "error"]);
-    let message = text(&["message", "error_description", "description"]);
-    let joined = match (code, message) {
-        (Some(code), Some(message)) => format!(" {code}: {message}"),
-        (Some(code), None) => format!(" {code}"),
-        (None, Some(message)) => format!(": {message}"),
-        (None, None) => String::new(),
-    };
-    let exposed = secret.expose_secret();
-    let clean = if exposed.is_empty() {
-        joined
-    } else {
-        joined.replace(exposed, "[redacted]")
-    };
-    clean
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_DETAIL_CHARS)
-        .collect()
-}
-
-/// ` (correlation id X)` when Genesys sent one: what its support asks for.
-fn correlation(headers: &reqwest::header::HeaderMap) -> String {
-    headers
-        .get("inin-correlation-id")
-        .and_then(|v| v.to_str().ok())
-        .map(|id| format!(" (correlation id {id})"))
-        .unwrap_or_default()
+    let text = format!("{error:#}");
+    text.contains("HTTP 409") || text.contains("does not match the current version")
 }
 
 #[cfg(test)]
@@ -698,23 +562,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn describe_hides_the_secret() {
-        let secret = SecretString::from("hunter2");
-        let body = br#"{"error":"invalid_client","error_description":"bad hunter2"}"#;
-        assert_eq!(describe(body, &secret), " invalid_client: bad [redacted]");
-    }
-
-    #[test]
     fn version_conflicts_are_recognised() {
-        let conflict = anyhow::Error::from(ApiError {
-            status: StatusCode::CONFLICT,
-            message: "x".into(),
-        });
+        let conflict = anyhow!(genesys_relay::Error::permanent(
+            "Genesys PUT /api/v2/integrations/x/config/current: HTTP 409 conflict"
+        ));
         assert!(is_version_conflict(&conflict));
-        let other = anyhow::Error::from(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: "bad".into(),
-        });
+        let stale = anyhow!(genesys_relay::Error::permanent(
+            "Genesys PUT ...: HTTP 400 bad.request: Version 3 does not match the current version"
+        ));
+        assert!(is_version_conflict(&stale));
+        let other = anyhow!(genesys_relay::Error::permanent(
+            "Genesys PUT ...: HTTP 400 bad"
+        ));
         assert!(!is_version_conflict(&other));
     }
 }

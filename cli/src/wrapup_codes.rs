@@ -6,8 +6,8 @@
 //! `GET /api/v2/routing/wrapupcodes` (RoutingApi.getRoutingWrapupcodes) through the same Genesys
 //! client and name resolution the functions use.
 
-use anyhow::{anyhow, bail, Context};
-use genesys_relay::genesys::{GenesysClient, GenesysCredentials, GenesysEndpoints, WrapupCode};
+use anyhow::{anyhow, Context};
+use genesys_relay::genesys::WrapupCode;
 use genesys_relay::rules::Rules;
 use genesys_relay::wrapup_codes::WrapupTemplates;
 use serde_json::json;
@@ -30,16 +30,7 @@ pub struct Args {
 /// Lists the codes and, when rules are given, the ids their templates select.
 pub async fn run(args: &Args, env: &GenesysEnv) -> anyhow::Result<Report> {
     let rules = read_rules(args)?;
-    let endpoints = GenesysEndpoints::for_region(&args.genesys_region)
-        .map_err(|reason| anyhow!("--genesys-region {reason}"))?
-        .with_overrides(env.api_base.clone(), env.login_base.clone());
-    let (Some(id), Some(secret)) = (&env.client_id, &env.client_secret) else {
-        bail!("set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET to a Genesys OAuth client (client credentials grant) with routing:wrapupCode:view");
-    };
-    let credentials = GenesysCredentials::new(id.clone(), secret.clone())
-        .map_err(|e| anyhow!("GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET: {e}"))?;
-    let http = genesys_relay::http::client().context("cannot build the HTTP client")?;
-    let client = GenesysClient::with_credentials(http, endpoints, credentials);
+    let client = env.client(&args.genesys_region, "routing:wrapupCode:view")?;
     let mut codes = client
         .wrapup_codes(None)
         .await

@@ -228,6 +228,54 @@ impl GenesysClient {
         Ok(Some(contact.data))
     }
 
+    /// Gets an access token now (cached for the calls that follow): a command checks its OAuth
+    /// client before its first call, so a refused client is one clear error, not a note.
+    pub async fn sign_in(&self) -> Result<()> {
+        self.token(None).await.map(drop)
+    }
+
+    /// A Platform API call this client has no operation of its own for (the CLI's integration
+    /// setup): `method` on `path` under the API base, with an optional JSON body; answers the JSON
+    /// body, `Null` when empty. The same token cache, 401 retry, failure classification and
+    /// scrubbing as every other call; `operation` names the call in errors and logs.
+    pub async fn call(
+        &self,
+        operation: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        let url = format!("{}{path}", self.endpoints.api_base);
+        let (response, token) = self
+            .authorized(operation, |token| {
+                let request = self
+                    .http
+                    .request(method.clone(), &url)
+                    .bearer_auth(token)
+                    .header(ACCEPT, "application/json");
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            })
+            .await?;
+        let response = successful(operation, response, &token).await?;
+        let headers = response.headers().clone();
+        let answer = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(operation, &e))?;
+        if answer.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&answer).map_err(|e| {
+            Error::retryable(format!(
+                "Genesys {operation}: the answer is not JSON ({e}){}",
+                correlation_suffix(&headers)
+            ))
+        })
+    }
+
     /// Sends the request `build` makes with a valid access token; when Genesys refuses the token,
     /// fetches a new one and sends once more. Answers whatever Genesys answered then, with the
     /// token it was sent with (to scrub it from error details).
@@ -437,8 +485,9 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Refuses ids that are not plain Genesys ids, so no event can steer a request to another path.
-pub(crate) fn check_id(kind: &str, id: &str) -> Result<()> {
+/// Refuses ids that are not plain Genesys ids, so no event (or answer) can steer a request to
+/// another path.
+pub fn check_id(kind: &str, id: &str) -> Result<()> {
     let plain = !id.is_empty()
         && id.len() <= MAX_ID_LEN
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
