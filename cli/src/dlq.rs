@@ -225,7 +225,7 @@ struct Senders<'a> {
 }
 
 /// A received dead letter.
-struct Letter {
+pub struct Letter {
     id: String,
     receipt: String,
     body: String,
@@ -244,7 +244,13 @@ impl Letter {
         })
     }
 
-    fn attribute(&self, name: &str) -> Option<&str> {
+    /// The SQS message id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A string attribute; `None` when absent or empty.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes
             .get(name)?
             .string_value()
@@ -997,6 +1003,12 @@ async fn peek(
         letters,
         unreleased,
     })
+}
+
+/// Every message now in `queue`, read without consuming it: each is made visible again before
+/// this returns. What the local demo and soak check their dead letters with.
+pub async fn read_all(sqs: &aws_sdk_sqs::Client, queue: &str) -> anyhow::Result<Vec<Letter>> {
+    Ok(peek(sqs, queue, None, |_| false).await?.letters)
 }
 
 fn unreleased_note(peeked: &Peeked) -> Option<String> {

@@ -111,26 +111,23 @@ pub async fn run(port: u16) -> Result<Report> {
     report(&stack, &answers).await
 }
 
-/// PutEvents to the local bus, through the local AWS's JSON API.
+/// PutEvents of a sample event from `events/` to the local bus.
 async fn put_event(http: &reqwest::Client, stack: &Stack, file: &std::path::Path) -> Result<()> {
     let event: Value = serde_json::from_str(&std::fs::read_to_string(file)?)?;
-    let entry = json!({"Entries": [{
-        "Source": event["source"], "DetailType": event["detail-type"],
-        "Detail": event["detail"].to_string(), "EventBusName": stack.resources.event_bus}]});
-    let response = http
-        .post(&stack.endpoint)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", "AWSEvents.PutEvents")
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(entry.to_string())
-        .send()
-        .await?;
-    let answer: Value = response.json().await?;
-    if answer["FailedEntryCount"].as_u64().unwrap_or(1) != 0 {
-        bail!("the local event bus refused {}: {answer}", file.display());
+    let (status, taken) = super::stack::put_event(
+        http,
+        &stack.endpoint,
+        &stack.resources.event_bus,
+        event["source"].as_str().unwrap_or_default(),
+        event["detail-type"].as_str().unwrap_or_default(),
+        &event["detail"],
+    )
+    .await;
+    if !taken {
+        bail!(
+            "the local event bus refused {} (HTTP {status})",
+            file.display()
+        );
     }
     Ok(())
 }
@@ -302,26 +299,14 @@ async fn report(stack: &Stack, answers: &[u16]) -> Result<Report> {
 /// The DLQ's messages (message id, reason), read without consuming them.
 async fn dead_letters(stack: &Stack) -> Result<Vec<(String, String)>> {
     let sqs = aws_sdk_sqs::Client::new(&stack.aws);
-    let out = sqs
-        .receive_message()
-        .queue_url(&stack.resources.dlq_url)
-        .max_number_of_messages(10)
-        .visibility_timeout(0)
-        .message_attribute_names("All")
-        .send()
-        .await?;
-    Ok(out
-        .messages
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| {
-            let reason = m
-                .message_attributes
-                .as_ref()
-                .and_then(|a| a.get(genesys_relay::dead_letter::attr::ERROR_MESSAGE))
-                .and_then(|v| v.string_value.clone())
+    Ok(crate::dlq::read_all(&sqs, &stack.resources.dlq_url)
+        .await?
+        .iter()
+        .map(|letter| {
+            let reason = letter
+                .attribute(genesys_relay::dead_letter::attr::ERROR_MESSAGE)
                 .unwrap_or_default();
-            (m.message_id.unwrap_or_default(), reason)
+            (letter.id().to_owned(), reason.to_owned())
         })
         .collect())
 }

@@ -42,7 +42,9 @@ use relay_local::fakes::twilio::{Faults, Reply};
 use serde_json::{json, Value};
 
 use super::demo::RULES;
-use super::stack::{project_root, ProcessorRuns, Stack, WEBHOOK_SECRET};
+use super::stack::{
+    project_root, put_event as put_bus_event, ProcessorRuns, Stack, WEBHOOK_SECRET,
+};
 use crate::output::{check_rows, checks_json, Check, Report};
 
 /// The wrap-up code the rules text for.
@@ -287,38 +289,21 @@ async fn deliver(http: &reqwest::Client, url: &str, body: &str) -> Sent {
 async fn put_event(http: &reqwest::Client, to: &Destination, detail: &Value, sent: &mut Sent) {
     let topic = detail["topicName"].as_str().unwrap_or_default();
     let kind = topic.rsplit('.').next().unwrap_or_default();
-    let entry = json!({"Entries": [{
-        "Source": BUS_SOURCE,
-        "DetailType": format!("v2.detail.events.conversation.{{id}}.{kind}"),
-        "Detail": detail.to_string(), "EventBusName": to.bus}]});
+    let detail_type = format!("v2.detail.events.conversation.{{id}}.{kind}");
     let mut attempts = 0;
     while attempts < ATTEMPTS {
         attempts += 1;
         sent.attempts += 1;
-        let answer = http
-            .post(&to.endpoint)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amz-target", "AWSEvents.PutEvents")
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=0",
-            )
-            .body(entry.to_string())
-            .send()
-            .await;
-        let taken = match answer {
-            Ok(response) => {
-                sent.last_status = response.status().as_u16();
-                response
-                    .json::<Value>()
-                    .await
-                    .is_ok_and(|a| a["FailedEntryCount"].as_u64() == Some(0))
-            }
-            Err(_) => {
-                sent.last_status = 0;
-                false
-            }
-        };
+        let (status, taken) = put_bus_event(
+            http,
+            &to.endpoint,
+            &to.bus,
+            BUS_SOURCE,
+            &detail_type,
+            detail,
+        )
+        .await;
+        sent.last_status = status;
         if taken {
             sent.accepted = true;
             return;
@@ -581,54 +566,19 @@ struct DeadLetter {
 /// Every message in the DLQ, each read once, then made visible again for the redrive.
 async fn dead_letters(stack: &Stack) -> Result<Vec<DeadLetter>> {
     let sqs = aws_sdk_sqs::Client::new(&stack.aws);
-    let mut letters = Vec::new();
-    let mut receipts = Vec::new();
-    let read = loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(&stack.resources.dlq_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(600)
-            .message_attribute_names("All")
-            .send()
-            .await;
-        let out = match out {
-            Ok(out) => out,
-            Err(e) => break Err(e),
-        };
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            break Ok(());
-        }
-        for message in messages {
-            receipts.extend(message.receipt_handle.clone());
-            let attribute = |name: &str| {
-                message
-                    .message_attributes
-                    .as_ref()
-                    .and_then(|a| a.get(name))
-                    .and_then(|v| v.string_value.clone())
-                    .unwrap_or_default()
-            };
-            letters.push(DeadLetter {
+    Ok(crate::dlq::read_all(&sqs, &stack.resources.dlq_url)
+        .await?
+        .iter()
+        .map(|letter| {
+            let attribute = |name: &str| letter.attribute(name).unwrap_or_default().to_owned();
+            DeadLetter {
                 key: attribute(queue::attr::EVENT_KEY),
                 source: attribute(queue::attr::SOURCE),
                 reason: attribute(dead_letter::attr::ERROR_MESSAGE),
                 previous: attribute(dead_letter::attr::PREVIOUS_ERROR),
-            });
-        }
-    };
-    for receipt in receipts {
-        let _ = sqs
-            .change_message_visibility()
-            .queue_url(&stack.resources.dlq_url)
-            .receipt_handle(receipt)
-            .visibility_timeout(0)
-            .send()
-            .await;
-    }
-    read?;
-    Ok(letters)
+            }
+        })
+        .collect())
 }
 
 /// The SMS action's idempotency records: event key to status. The local AWS scans slowly, so

@@ -653,6 +653,45 @@ impl Poller {
     }
 }
 
+/// PutEvents of one event on the local bus `bus`, through the local AWS's JSON API at `endpoint`,
+/// as the Genesys partner source puts them (a source PutEvents over the SDK would sign for an
+/// account the local AWS does not check). Answers the HTTP status (0 when no answer came) and
+/// whether the bus took the event.
+pub async fn put_event(
+    http: &reqwest::Client,
+    endpoint: &str,
+    bus: &str,
+    source: &str,
+    detail_type: &str,
+    detail: &serde_json::Value,
+) -> (u16, bool) {
+    let entry = json!({"Entries": [{
+        "Source": source, "DetailType": detail_type,
+        "Detail": detail.to_string(), "EventBusName": bus}]});
+    let answer = http
+        .post(endpoint)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "AWSEvents.PutEvents")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(entry.to_string())
+        .send()
+        .await;
+    match answer {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let taken = response
+                .json::<serde_json::Value>()
+                .await
+                .is_ok_and(|a| a["FailedEntryCount"].as_u64() == Some(0));
+            (status, taken)
+        }
+        Err(_) => (0, false),
+    }
+}
+
 /// Lambda's asynchronous invocation by the rule: each event to the handler; a failed one is tried
 /// again shortly, twice, then sent to the DLQ (the function's on-failure destination).
 async fn feed_eventbridge_handler(
