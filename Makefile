@@ -8,8 +8,8 @@ tools:
 ## Runs the whole pipeline locally (local AWS, Twilio, Genesys), plays a scenario, prints a report.
 demo:
 	bash scripts/tools.sh
-	cargo run --quiet -p relay-cli -- local demo
+	cargo run --quiet -p relay-cli --features local -- local demo
 ## Sends 5,000 events through the local stack under injected faults and checks every outcome.
 soak:
 	bash scripts/tools.sh
-	cargo run --quiet -p relay-cli -- local soak
+	cargo run --quiet -p relay-cli --features local -- local soak

@@ -519,11 +519,11 @@ fi
 
 # ---------------------------------------------------------------- 2. the local stack
 echo "api-contract: building relay-cli"
-timeout 1200 cargo build --quiet -p relay-cli
+timeout 1200 cargo build --quiet -p relay-cli --features local
 port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 base_url="http://127.0.0.1:$port"
 echo "api-contract: starting the local stack on $base_url"
-setsid cargo run --quiet -p relay-cli -- local up --port "$port" \
+setsid cargo run --quiet -p relay-cli --features local -- local up --port "$port" \
   < /dev/null > "$work/stack.out" 2> "$work/stack.err" &
 stack_pid=$!
 # setsid makes it a process group leader once it has started; stopping relies on that.

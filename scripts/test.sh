@@ -9,11 +9,11 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-e
 
 step() { printf '\n== %s\n' "$*"; }
 step "format";    cargo fmt --all -- --check
-step "lint";      cargo clippy --workspace --all-targets --locked -- -D warnings
-step "tests";     cargo test --workspace --locked
+step "lint";      cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+step "tests";     cargo test --workspace --all-features --locked
 step "template";  cfn-lint template.yaml && sam validate --lint --template template.yaml --region us-east-1
 step "rule pattern"; python scripts/check_rule_pattern.py
 step "smoke (the real bootstraps under cargo lambda)"; bash scripts/smoke.sh
-step "demo (relay local demo)"; cargo run --quiet --locked -p relay-cli -- local demo
-step "soak (relay local soak, 300 events under faults)"; cargo run --quiet --locked -p relay-cli -- local soak --events 300
+step "demo (relay local demo)"; cargo run --quiet --locked -p relay-cli --features local -- local demo
+step "soak (relay local soak, 300 events under faults)"; cargo run --quiet --locked -p relay-cli --features local -- local soak --events 300
 step "API contract (schemathesis against the local stack)"; API_CONTRACT_SEED=1 bash scripts/api_contract.sh

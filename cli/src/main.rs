@@ -1,7 +1,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use relay_cli::{dlq, genesys_setup, local, output, send};
+#[cfg(feature = "local")]
+use relay_cli::local;
+use relay_cli::{dlq, genesys_setup, output, send};
 
 /// genesys-relay's command line: the local stack and demo, signed test sends, DLQ inspection and
 /// redrive, Genesys setup.
@@ -25,6 +27,7 @@ enum Command {
         command: dlq::Command,
     },
     /// Run the whole pipeline on this machine.
+    #[cfg(feature = "local")]
     Local {
         #[command(subcommand)]
         command: local::Command,
@@ -43,6 +46,7 @@ async fn main() -> ExitCode {
         Command::Send(args) => send::run(args).await,
         Command::Dlq { command } => dlq::run(command).await,
         Command::Genesys { command } => genesys_setup::run(command).await,
+        #[cfg(feature = "local")]
         Command::Local { command } => local::run(command).await,
     };
     match result {

@@ -1131,7 +1131,7 @@ struct Invocation {
 /// Lambda's Invoke API on 127.0.0.1, as the SDK calls it: records each call and answers with the
 /// status set (202, accepted for asynchronous invocation, unless told otherwise).
 struct FakeLambda {
-    served: relay_local::fakes::server::Served,
+    served: relay_tests::fakes::server::Served,
     calls: Arc<std::sync::Mutex<Vec<Invocation>>>,
     status: Arc<std::sync::Mutex<u16>>,
 }
@@ -1140,7 +1140,7 @@ impl FakeLambda {
     async fn start() -> Self {
         use axum::extract::{Path, State};
         use axum::http::{HeaderMap, StatusCode};
-        use relay_local::fakes::server::{bind, lock, serve};
+        use relay_tests::fakes::server::{bind, lock, serve};
 
         type Shared = (
             Arc<std::sync::Mutex<Vec<Invocation>>>,
@@ -1193,12 +1193,12 @@ impl FakeLambda {
     }
 
     fn answer(&self, status: u16) {
-        *relay_local::fakes::server::lock(&self.status) = status;
+        *relay_tests::fakes::server::lock(&self.status) = status;
     }
 
     /// The calls so far, forgetting them.
     fn take(&self) -> Vec<Invocation> {
-        std::mem::take(&mut *relay_local::fakes::server::lock(&self.calls))
+        std::mem::take(&mut *relay_tests::fakes::server::lock(&self.calls))
     }
 }
 
