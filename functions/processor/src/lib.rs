@@ -76,29 +76,45 @@ impl Deps {
     }
 }
 
+/// A record SQS must deliver again, and how long it stays hidden first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// The record's message id.
+    pub message_id: String,
+    /// The visibility backoff chosen; `None` leaves the queue's own visibility timeout (a record
+    /// deferred behind its message group, or one whose dead letter could not be written).
+    pub delay: Option<Duration>,
+}
+
 /// Handles one batch; returns the records SQS must deliver again.
 pub async fn handle(
     event: LambdaEvent<SqsEvent>,
     deps: &Deps,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let lease = lease_until(event.context.deadline);
-    let groups = message_groups(&event.payload.records);
+    let mut response = SqsBatchResponse::default();
+    for retry in run_batch(&event.payload.records, deps, lease).await {
+        response.add_failure(retry.message_id);
+    }
+    Ok(response)
+}
+
+/// Runs the records of one batch, concurrently by message group; `lease` bounds each idempotency
+/// claim. Returns the records to deliver again with the backoff chosen for each (already applied
+/// to their visibility), so what was decided can be checked without waiting for it.
+pub async fn run_batch(records: &[SqsMessage], deps: &Deps, lease: Duration) -> Vec<Retry> {
+    let groups = message_groups(records);
     // The futures are made by an iterator, not a stream combinator, so the handler's future stays
     // `Send` for any caller that spawns it.
     let work: Vec<_> = groups
         .into_iter()
         .map(|group| process_group(group, deps, lease))
         .collect();
-    let failed: Vec<String> = stream::iter(work)
+    stream::iter(work)
         .buffer_unordered(deps.config.concurrency)
         .flat_map(stream::iter)
         .collect()
-        .await;
-    let mut response = SqsBatchResponse::default();
-    for id in failed {
-        response.add_failure(id);
-    }
-    Ok(response)
+        .await
 }
 
 /// Records in batch order, grouped by FIFO message group; on a standard queue every record is
@@ -117,28 +133,39 @@ pub fn message_groups(records: &[SqsMessage]) -> Vec<Vec<&SqsMessage>> {
     groups.into_iter().map(|(_, members)| members).collect()
 }
 
-/// Processes a group in order; returns the message ids to report failed.
-async fn process_group(group: Vec<&SqsMessage>, deps: &Deps, lease: Duration) -> Vec<String> {
-    let mut failed = Vec::new();
+/// Processes a group in order; returns the records to deliver again.
+async fn process_group(group: Vec<&SqsMessage>, deps: &Deps, lease: Duration) -> Vec<Retry> {
+    let mut retries = Vec::new();
     for record in group {
-        let id = record.message_id.clone().unwrap_or_default();
-        if !failed.is_empty() {
-            tracing::info!(message_id = %id, "earlier record of its message group failed; deferred");
-            failed.push(id);
+        let message_id = record.message_id.clone().unwrap_or_default();
+        if !retries.is_empty() {
+            tracing::info!(message_id = %message_id, "earlier record of its message group failed; deferred");
+            retries.push(Retry {
+                message_id,
+                delay: None,
+            });
             continue;
         }
-        if !settle(record, deps, lease).await {
-            failed.push(id);
+        if let Settled::Again(delay) = settle(record, deps, lease).await {
+            retries.push(Retry { message_id, delay });
         }
     }
-    failed
+    retries
 }
 
-/// Runs one record; `true` when it is done with (succeeded, or dead-lettered with its reason).
-async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> bool {
+/// What became of a record.
+enum Settled {
+    /// Succeeded, or dead-lettered with its reason.
+    Done,
+    /// To be delivered again, after this backoff when one was chosen.
+    Again(Option<Duration>),
+}
+
+/// Runs one record and decides what becomes of it.
+async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> Settled {
     let id = record.message_id.as_deref().unwrap_or_default();
     let failure = match record::process(record, deps, lease).await {
-        Ok(()) => return true,
+        Ok(()) => return Settled::Done,
         Err(failure) => failure,
     };
     match &failure.error {
@@ -163,7 +190,7 @@ async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> bool {
             tracing::warn!(message_id = %id, action = %failure.action, reason = %failure.error, retry_in_secs = delay.as_secs(), "will retry");
             telemetry::count_outcome("processor", &failure.action, "retry");
             delay_visibility(record, delay, deps).await;
-            false
+            Settled::Again(Some(delay))
         }
         Error::Permanent { .. } | Error::Rejected { .. } => {
             dead_letter_record(record, &failure.action, &failure.error, deps).await
@@ -202,9 +229,14 @@ fn queued_for(record: &SqsMessage, now: SystemTime) -> Duration {
         .unwrap_or_default()
 }
 
-/// Sends the record to the DLQ with its reason; `true` when stored (the record is done with),
-/// `false` when even that failed (it comes back and is tried again).
-async fn dead_letter_record(record: &SqsMessage, action: &str, error: &Error, deps: &Deps) -> bool {
+/// Sends the record to the DLQ with its reason; done with when stored, else (even that failed) it
+/// comes back after the queue's visibility timeout and is tried again.
+async fn dead_letter_record(
+    record: &SqsMessage,
+    action: &str,
+    error: &Error,
+    deps: &Deps,
+) -> Settled {
     let id = record.message_id.as_deref().unwrap_or_default();
     let attributes = record
         .message_attributes
@@ -224,11 +256,11 @@ async fn dead_letter_record(record: &SqsMessage, action: &str, error: &Error, de
         Ok(()) => {
             tracing::error!(message_id = %id, action, class = error.class(), reason = %error, "dead-lettered");
             telemetry::count_outcome("processor", action, "dead-lettered");
-            true
+            Settled::Done
         }
         Err(failure) => {
             tracing::error!(message_id = %id, reason = %failure, "could not dead-letter; will retry");
-            false
+            Settled::Again(None)
         }
     }
 }
