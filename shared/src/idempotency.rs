@@ -10,23 +10,21 @@
 //! the effect: the lease expires and the retry runs again. Providers without an idempotency key
 //! (Twilio) cannot close that window from this side.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use sha2::{Digest, Sha256};
 
 use crate::clock::{self, Clock};
 use crate::config::ActionsConfig;
 use crate::error::{Error, Result};
 use crate::event::EventKey;
-use crate::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
+use crate::state::claims::{ClaimRecord, ClaimStatus, ClaimStore, DynamoClaims};
+use crate::state::records::IDEMPOTENCY;
+use crate::table::{epoch_millis, epoch_secs};
 
 /// Default idempotency window.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
-
-const IN_PROGRESS: &str = "INPROGRESS";
-const COMPLETED: &str = "COMPLETED";
 
 /// Lease used when an invocation has no deadline (local runs, tests).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -53,15 +51,14 @@ pub enum Claim {
 /// Proof of a claim, needed to complete or release it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimToken {
-    pk: String,
+    key: String,
     window: Duration,
 }
 
-/// Idempotency records in the state table.
+/// Idempotency claims, over a [`ClaimStore`].
 #[derive(Clone)]
 pub struct Idempotency {
-    ddb: aws_sdk_dynamodb::Client,
-    table: String,
+    store: Arc<dyn ClaimStore>,
     window: Duration,
     /// Actions remembered longer than `window`, e.g. the SMS, which no redrive may repeat.
     windows: Vec<(String, Duration)>,
@@ -71,7 +68,6 @@ pub struct Idempotency {
 impl std::fmt::Debug for Idempotency {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Idempotency")
-            .field("table", &self.table)
             .field("window", &self.window)
             .field("windows", &self.windows)
             .finish_non_exhaustive()
@@ -79,11 +75,15 @@ impl std::fmt::Debug for Idempotency {
 }
 
 impl Idempotency {
-    /// Records in `table`, kept for `window` after completion.
+    /// Records in the DynamoDB table `table`, kept for `window` after completion.
     pub fn new(ddb: aws_sdk_dynamodb::Client, table: impl Into<String>, window: Duration) -> Self {
+        Self::over(Arc::new(DynamoClaims::new(ddb, table)), window)
+    }
+
+    /// Records in `store`, kept for `window` after completion.
+    pub fn over(store: Arc<dyn ClaimStore>, window: Duration) -> Self {
         Self {
-            ddb,
-            table: table.into(),
+            store,
             window,
             windows: Vec::new(),
             clock: clock::system(),
@@ -132,102 +132,55 @@ impl Idempotency {
         payload: &[u8],
         lease: Duration,
     ) -> Result<Claim> {
-        let pk = record_key(action, key);
         let window = self.window_for(action);
         let validation = hex::encode(Sha256::digest(payload));
         let now = (self.clock)();
-        let (now_s, now_ms) = (epoch_secs(now), epoch_millis(now));
-        let result = self
-            .ddb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&pk))
-            .item("sk", s("idempotency"))
-            .item("status", s(IN_PROGRESS))
-            .item("action", s(action))
-            .item("event_key", s(key.as_str()))
-            .item("validation", s(&validation))
-            .item(EXPIRES_AT, n(now_s + window.as_secs()))
-            .item("in_progress_expiration", n(now_ms + lease.as_millis() as u64))
-            .condition_expression(
-                "attribute_not_exists(pk) OR #exp < :now OR (#status = :in_progress AND in_progress_expiration < :now_ms)",
-            )
-            .expression_attribute_names("#exp", EXPIRES_AT)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":now", n(now_s))
-            .expression_attribute_values(":now_ms", n(now_ms))
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::Acquired(ClaimToken { pk, window })),
-            Err(e) => {
-                let existing = e
-                    .as_service_error()
-                    .filter(|s| s.is_conditional_check_failed_exception())
-                    .map(|s| match s {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                            c.item.clone().unwrap_or_default()
-                        }
-                        _ => HashMap::new(),
-                    });
-                match existing {
-                    Some(item) => existing_claim(action, key, &validation, &item),
-                    None => Err(crate::aws::unavailable("claim the idempotency record", e)),
-                }
-            }
+        let record = ClaimRecord {
+            key: record_key(action, key),
+            action: action.to_owned(),
+            event_key: key.as_str().to_owned(),
+            status: ClaimStatus::InProgress,
+            validation,
+            data: None,
+            expires_at: epoch_secs(now) + window.as_secs(),
+            lease_until_ms: epoch_millis(now) + lease.as_millis() as u64,
+        };
+        match self.store.put_unless_live(&record, now).await? {
+            None => Ok(Claim::Acquired(ClaimToken {
+                key: record.key,
+                window,
+            })),
+            Some(existing) => existing_claim(action, key, &record.validation, &existing),
         }
     }
 
     /// Marks the work done and stores its result for repeats.
     pub async fn complete(&self, token: &ClaimToken, result: &str) -> Result<()> {
         let expires = epoch_secs((self.clock)()) + token.window.as_secs();
-        self.ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&token.pk))
-            .key("sk", s("idempotency"))
-            .update_expression("SET #status = :completed, #data = :data, #exp = :exp REMOVE in_progress_expiration")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#data", "data")
-            .expression_attribute_names("#exp", EXPIRES_AT)
-            .expression_attribute_values(":completed", s(COMPLETED))
-            .expression_attribute_values(":data", s(result))
-            .expression_attribute_values(":exp", n(expires))
-            .send()
-            .await
-            .map_err(|e| crate::aws::unavailable("complete the idempotency record", e))?;
-        Ok(())
+        self.store.complete(&token.key, result, expires).await
     }
 
     /// Gives the claim up so a retry can run (after a retryable failure, or before dead-lettering).
     pub async fn release(&self, token: &ClaimToken) -> Result<()> {
-        self.ddb
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(&token.pk))
-            .key("sk", s("idempotency"))
-            .send()
-            .await
-            .map_err(|e| crate::aws::unavailable("release the idempotency record", e))?;
-        Ok(())
+        self.store.delete(&token.key).await
     }
 }
 
 /// Decides what an existing, live record means for this claim.
-fn existing_claim(action: &str, key: &EventKey, validation: &str, item: &Item) -> Result<Claim> {
-    let text = |name: &str| table::text(item, name);
-    if text("validation").is_some_and(|stored| stored != validation) {
+fn existing_claim(
+    action: &str,
+    key: &EventKey,
+    validation: &str,
+    existing: &ClaimRecord,
+) -> Result<Claim> {
+    if !existing.validation.is_empty() && existing.validation != validation {
         return Err(Error::permanent(format!(
             "event key {key} was already used for {action} with a different payload"
         )));
     }
-    match text("status") {
-        Some(COMPLETED) => Ok(Claim::Completed(
-            text("data").unwrap_or_default().to_owned(),
-        )),
-        _ => Err(Error::Retryable {
+    match existing.status {
+        ClaimStatus::Completed => Ok(Claim::Completed(existing.data.clone().unwrap_or_default())),
+        ClaimStatus::InProgress => Err(Error::Retryable {
             message: format!("{action} for {key} is already in progress"),
             retry_after: None,
         }),
@@ -240,26 +193,45 @@ fn record_key(action: &str, key: &EventKey) -> String {
     hash.update(action.as_bytes());
     hash.update([0x1f]);
     hash.update(key.as_str().as_bytes());
-    format!("idem#{}", hex::encode(hash.finalize()))
+    IDEMPOTENCY.pk(&hex::encode(hash.finalize()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::claims::MemoryClaims;
 
-    fn item(pairs: &[(&str, &str)]) -> Item {
-        pairs.iter().map(|(k, v)| (k.to_string(), s(v))).collect()
+    const LEASE: Duration = Duration::from_secs(60);
+
+    /// Claims in memory, and the same claims seen `later` by a clock moved on.
+    fn claims() -> (Arc<MemoryClaims>, Idempotency) {
+        let store = Arc::new(MemoryClaims::default());
+        let idempotency = Idempotency::over(store.clone(), DEFAULT_WINDOW);
+        (store, idempotency)
+    }
+
+    fn later(idempotency: &Idempotency, by: Duration) -> Idempotency {
+        idempotency.clone().with_clock(clock::ahead(by))
+    }
+
+    fn record(status: ClaimStatus, validation: &str, data: Option<&str>) -> ClaimRecord {
+        ClaimRecord {
+            key: "idem#k".into(),
+            action: "sms".into(),
+            event_key: "k".into(),
+            status,
+            validation: validation.into(),
+            data: data.map(str::to_owned),
+            expires_at: u64::MAX,
+            lease_until_ms: u64::MAX,
+        }
     }
 
     #[test]
     fn windows_apply_to_their_action_or_the_actions_they_prefix() {
-        let ddb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-                .build(),
-        );
         let long = Duration::from_secs(35 * 24 * 3600);
-        let idempotency = Idempotency::new(ddb, "t", DEFAULT_WINDOW)
+        let (_, idempotency) = claims();
+        let idempotency = idempotency
             .with_window("sms_on_wrapup", long)
             .with_window("forward:", long);
         assert_eq!(idempotency.window_for("sms_on_wrapup"), long);
@@ -274,25 +246,121 @@ mod tests {
         let b = EventKey::from_parts(&["b"]);
         assert_ne!(record_key("sms", &a), record_key("sms", &b));
         assert_ne!(record_key("sms", &a), record_key("status", &a));
-        assert!(record_key("sms", &a).starts_with("idem#"));
+        assert!(record_key("sms", &a).starts_with(IDEMPOTENCY.pk_prefix));
     }
 
     #[test]
     fn an_existing_record_returns_its_result_rejects_reuse_or_asks_to_wait() {
         let key = EventKey::from_parts(&["k"]);
-        let done = item(&[("status", COMPLETED), ("validation", "h1"), ("data", "SM1")]);
+        let done = record(ClaimStatus::Completed, "h1", Some("SM1"));
         assert_eq!(
             existing_claim("sms", &key, "h1", &done).unwrap(),
             Claim::Completed("SM1".into())
         );
         let reused = existing_claim("sms", &key, "h2", &done).unwrap_err();
         assert_eq!(reused.class(), "permanent");
-        let busy = item(&[("status", IN_PROGRESS), ("validation", "h1")]);
+        let busy = record(ClaimStatus::InProgress, "h1", None);
         assert_eq!(
             existing_claim("sms", &key, "h1", &busy)
                 .unwrap_err()
                 .class(),
             "retryable"
         );
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_claims_on_one_key_exactly_one_runs() {
+        let (_, idempotency) = claims();
+        let key = EventKey::from_parts(&["conv-1"]);
+        let mut acquired = 0;
+        let mut busy = 0;
+        let attempts: Vec<_> = (0..8)
+            .map(|_| {
+                let (idempotency, key) = (idempotency.clone(), key.clone());
+                tokio::spawn(async move { idempotency.claim("sms", &key, b"payload", LEASE).await })
+            })
+            .collect();
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Ok(Claim::Acquired(_)) => acquired += 1,
+                Err(e) if e.class() == "retryable" => busy += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((acquired, busy), (1, 7));
+    }
+
+    #[tokio::test]
+    async fn a_completed_claim_answers_repeats_and_a_released_one_runs_again() {
+        let (store, idempotency) = claims();
+        let key = EventKey::from_parts(&["k"]);
+        let Claim::Acquired(token) = idempotency.claim("sms", &key, b"p", LEASE).await.unwrap()
+        else {
+            panic!("acquired")
+        };
+        idempotency.complete(&token, "SM1").await.unwrap();
+        assert_eq!(
+            idempotency.claim("sms", &key, b"p", LEASE).await.unwrap(),
+            Claim::Completed("SM1".into())
+        );
+        let stored = store.get(&record_key("sms", &key)).unwrap();
+        assert_eq!(stored.status, ClaimStatus::Completed);
+
+        let other = EventKey::from_parts(&["other"]);
+        let Claim::Acquired(token) = idempotency.claim("sms", &other, b"p", LEASE).await.unwrap()
+        else {
+            panic!("acquired")
+        };
+        idempotency.release(&token).await.unwrap();
+        assert!(matches!(
+            idempotency.claim("sms", &other, b"p", LEASE).await.unwrap(),
+            Claim::Acquired(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_key_reused_for_another_payload_is_refused_as_permanent() {
+        let (_, idempotency) = claims();
+        let key = EventKey::from_parts(&["k"]);
+        idempotency.claim("sms", &key, b"one", LEASE).await.unwrap();
+        let error = idempotency
+            .claim("sms", &key, b"two", LEASE)
+            .await
+            .unwrap_err();
+        assert_eq!(error.class(), "permanent");
+    }
+
+    #[tokio::test]
+    async fn a_lease_or_a_window_that_ran_out_is_taken_over_and_not_before() {
+        let (_, idempotency) = claims();
+        let key = EventKey::from_parts(&["crashed"]);
+        // A claimant that crashed: its lease is a minute.
+        idempotency.claim("sms", &key, b"p", LEASE).await.unwrap();
+        let within = later(&idempotency, LEASE - Duration::from_secs(1));
+        assert!(within.claim("sms", &key, b"p", LEASE).await.is_err());
+        let after = later(&idempotency, LEASE + Duration::from_secs(1));
+        assert!(matches!(
+            after.claim("sms", &key, b"p", LEASE).await.unwrap(),
+            Claim::Acquired(_)
+        ));
+
+        // A completed record counts for its window, and not after it.
+        let window = Duration::from_secs(3600);
+        let short = idempotency.clone().with_window("status", window);
+        let key = EventKey::from_parts(&["old"]);
+        let Claim::Acquired(token) = short.claim("status", &key, b"p", LEASE).await.unwrap() else {
+            panic!("acquired")
+        };
+        short.complete(&token, "x").await.unwrap();
+        let inside = later(&short, window - Duration::from_secs(1));
+        assert_eq!(
+            inside.claim("status", &key, b"p", LEASE).await.unwrap(),
+            Claim::Completed("x".into())
+        );
+        let outside = later(&short, window + Duration::from_secs(1));
+        assert!(matches!(
+            outside.claim("status", &key, b"p", LEASE).await.unwrap(),
+            Claim::Acquired(_)
+        ));
     }
 }

@@ -18,6 +18,7 @@ pub mod queue;
 pub mod rules;
 pub mod secrets;
 pub mod sms_store;
+pub mod state;
 pub mod table;
 pub mod telemetry;
 pub mod twilio;

@@ -1,4 +1,5 @@
-//! Idempotency claims against DynamoDB on a local AWS.
+//! The DynamoDB claim store on a local AWS, through `Idempotency`: the conditional writes hold the
+//! semantics the in-memory store's unit tests (`shared/src/idempotency.rs`) check.
 
 use std::time::Duration;
 
