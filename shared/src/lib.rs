@@ -5,7 +5,6 @@ pub mod auth;
 pub mod aws;
 pub mod clock;
 pub mod config;
-pub mod conversation_store;
 pub mod dead_letter;
 pub mod error;
 pub mod event;

@@ -13,6 +13,7 @@ pub mod forwarding;
 pub mod partner_event;
 pub mod record;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
@@ -22,8 +23,8 @@ use genesys_relay::actions::delivery_status::{self, StatusChecks};
 use genesys_relay::actions::ActionDeps;
 use genesys_relay::clock::Clock;
 use genesys_relay::config::ProcessorConfig;
-use genesys_relay::conversation_store::ConversationStore;
 use genesys_relay::idempotency::{lease_until, Idempotency};
+use genesys_relay::state::conversations::{Conversations, DynamoConversations};
 use genesys_relay::{dead_letter, telemetry, Error};
 use lambda_runtime::LambdaEvent;
 
@@ -38,7 +39,7 @@ pub struct Deps {
     /// Idempotency claims.
     pub idempotency: Idempotency,
     /// Per-conversation context of EventBridge events, and their order.
-    pub conversations: ConversationStore,
+    pub conversations: Arc<dyn Conversations>,
     /// What the actions use.
     pub actions: ActionDeps,
     /// The time retry budgets are measured by (tests move it forward instead of waiting).
@@ -58,11 +59,11 @@ impl Deps {
             sqs: aws_sdk_sqs::Client::new(aws),
             s3: genesys_relay::aws::s3_client(aws),
             idempotency: Idempotency::for_actions(ddb.clone(), &config.actions),
-            conversations: ConversationStore::new(
+            conversations: Arc::new(DynamoConversations::new(
                 ddb,
                 config.actions.table_name.clone(),
                 config.context_ttl,
-            ),
+            )),
             actions: ActionDeps::new(&config.actions, aws, http)
                 .await?
                 .with_status_checks(Some(StatusChecks::new(

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use genesys_relay::actions::sms_on_wrapup::{self, WrapupContext};
 use genesys_relay::actions::{event_content, run_once, Outcome};
-use genesys_relay::conversation_store::{Applied, ContactRef, OutboundContext};
 use genesys_relay::event::{EventKey, GenesysDetail};
 use genesys_relay::partner_event::{body_str, Topic};
 use genesys_relay::rules::SmsOnWrapup;
+use genesys_relay::state::conversations::{Applied, ContactRef, OutboundContext};
 use genesys_relay::{telemetry, Error, Result};
 use serde_json::json;
 
@@ -87,7 +87,7 @@ async fn outbound(detail: &GenesysDetail, rule: &SmsOnWrapup, deps: &Deps) -> Re
     Ok(
         match deps
             .conversations
-            .record_outbound(conversation, &context, time.0)
+            .record_outbound(conversation, &context, time.0, (deps.clock)())
             .await?
         {
             Applied::Yes(()) => Outcome::new("stored", conversation),
@@ -126,7 +126,7 @@ async fn wrapup(
         || async {
             let context = match deps
                 .conversations
-                .record_wrapup(conversation, time.0)
+                .record_wrapup(conversation, time.0, (deps.clock)())
                 .await?
             {
                 Applied::Stale => return Ok(Outcome::new("stale", conversation)),

@@ -9,11 +9,11 @@
 use serde_json::{Map, Value};
 
 use super::{status_attributes, ActionDeps, Outcome};
-use crate::conversation_store::ContactRef;
 use crate::error::{Error, Result};
 use crate::event::{conversation_id, EventKey};
 use crate::rules::{needs_contact, render, SmsOnWrapup, TemplateValues};
 use crate::sms_store::SmsRecord;
+use crate::state::conversations::ContactRef;
 use crate::telemetry::mask_phone;
 use crate::twilio::{status_rank, OutboundSms, Sender};
 

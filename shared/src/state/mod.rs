@@ -7,6 +7,7 @@
 //! instead of waiting.
 
 pub mod claims;
+pub mod conversations;
 pub mod records;
 
 use std::future::Future;
