@@ -16,7 +16,6 @@ pub mod partner_event;
 pub mod queue;
 pub mod rules;
 pub mod secrets;
-pub mod sms_store;
 pub mod state;
 pub mod table;
 pub mod telemetry;

@@ -219,28 +219,31 @@ async fn a_status_arriving_behind_a_failed_write_is_written_by_the_next_callback
 
 #[tokio::test]
 async fn the_write_back_lease_has_one_holder_and_runs_out_only_after_its_time() {
-    use genesys_relay::sms_store::{Advance, SmsRecord, SmsStore, Written};
+    use genesys_relay::state::sms::{Advance, DynamoSmsLedger, SmsLedger, SmsRecord, Written};
     use std::time::SystemTime;
 
     let aws = LocalAws::start().await;
     aws.table("state").await;
-    let store = SmsStore::new(aws.dynamodb(), "state", Duration::from_secs(3600));
+    let store = DynamoSmsLedger::new(aws.dynamodb(), "state", Duration::from_secs(3600));
     let sid = "SM0123456789abcdef0123456789abcdef";
+    let t0 = SystemTime::now();
     store
-        .record_sent(&SmsRecord {
-            message_sid: sid.into(),
-            conversation_id: CONVERSATION.into(),
-            participant_id: Some(PARTICIPANT.into()),
-            event_key: "k".into(),
-            status: "queued".into(),
-            error_code: None,
-            status_rank: 0,
-            written_rank: 0,
-        })
+        .record_sent(
+            &SmsRecord {
+                message_sid: sid.into(),
+                conversation_id: CONVERSATION.into(),
+                participant_id: Some(PARTICIPANT.into()),
+                event_key: "k".into(),
+                status: "queued".into(),
+                error_code: None,
+                status_rank: 0,
+                written_rank: 0,
+            },
+            t0,
+        )
         .await
         .expect("recorded");
     let lease = Duration::from_secs(60);
-    let t0 = SystemTime::now();
     assert!(matches!(
         store.advance(sid, "sent", 2, None).await.expect("advance"),
         Advance::Write(_)

@@ -9,7 +9,7 @@ use genesys_relay::config::{Env, ProcessorConfig, ReceiverConfig};
 use genesys_relay::dead_letter;
 use genesys_relay::event::EventKey;
 use genesys_relay::queue::{attr, Envelope, QueueSender, Source};
-use genesys_relay::sms_store::SmsRecord;
+use genesys_relay::state::sms::SmsRecord;
 use lambda_http::Body;
 use lambda_runtime::{Context, LambdaEvent};
 use relay_tests::fakes::genesys::FakeGenesys;
@@ -220,16 +220,19 @@ impl Stack {
         self.processor
             .actions
             .sms
-            .record_sent(&SmsRecord {
-                message_sid: sid.into(),
-                conversation_id: conversation.into(),
-                participant_id: Some(format!("p-{conversation}")),
-                event_key: format!("{conversation}:acw"),
-                status: "queued".into(),
-                error_code: None,
-                status_rank: 0,
-                written_rank: 0,
-            })
+            .record_sent(
+                &SmsRecord {
+                    message_sid: sid.into(),
+                    conversation_id: conversation.into(),
+                    participant_id: Some(format!("p-{conversation}")),
+                    event_key: format!("{conversation}:acw"),
+                    status: "queued".into(),
+                    error_code: None,
+                    status_rank: 0,
+                    written_rank: 0,
+                },
+                std::time::SystemTime::now(),
+            )
             .await
             .expect("ledger write");
     }

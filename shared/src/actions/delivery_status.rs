@@ -8,7 +8,7 @@
 //! Streams webhook sink (CloudEvents); both become the same [`StatusCallback`].
 //!
 //! One writer per message at a time writes onto the conversation (a lease on the ledger record,
-//! see `sms_store`): a status arriving while another is being written is left to that writer,
+//! see `state::sms`): a status arriving while another is being written is left to that writer,
 //! which writes it next, so the last write to reach Genesys is always the newest status.
 //!
 //! Twilio does not retry a callback answered with an error, so each SMS also gets scheduled status
@@ -25,7 +25,7 @@ use super::{run_once, status_attributes, ActionDeps, Outcome};
 use crate::error::{Error, Result};
 use crate::event::EventKey;
 use crate::idempotency::Idempotency;
-use crate::sms_store::{Advance, SmsRecord, Written};
+use crate::state::sms::{Advance, SmsRecord, Written};
 use crate::table::epoch_millis;
 use crate::twilio::status_rank;
 

@@ -25,7 +25,8 @@ use crate::idempotency::{Claim, Idempotency};
 use crate::queue::Source;
 use crate::rules::Rules;
 use crate::secrets::CachedSecret;
-use crate::sms_store::SmsStore;
+use crate::state::opt_outs::{DynamoOptOuts, OptOuts};
+use crate::state::sms::{DynamoSmsLedger, SmsLedger};
 use crate::twilio::{TwilioClient, TwilioCredentials};
 use crate::wrapup_codes::WrapupTemplates;
 
@@ -35,8 +36,10 @@ pub struct ActionDeps {
     pub twilio: TwilioClient,
     /// Genesys Cloud API.
     pub genesys: GenesysClient,
-    /// SMS ledger and opt-outs.
-    pub sms: SmsStore,
+    /// The SMS ledger.
+    pub sms: Arc<dyn SmsLedger>,
+    /// The numbers never to text again.
+    pub opt_outs: Arc<dyn OptOuts>,
     /// What triggers what.
     pub rules: Rules,
     /// Which template each wrap-up code selects, when the rules text anyone.
@@ -87,11 +90,15 @@ impl ActionDeps {
         Ok(Self {
             twilio: TwilioClient::new(http, config.twilio_api_base.clone(), twilio_credentials),
             genesys,
-            sms: SmsStore::new(
+            sms: Arc::new(DynamoSmsLedger::new(
                 aws_sdk_dynamodb::Client::new(aws),
                 config.table_name.clone(),
                 config.sms_record_ttl,
-            ),
+            )),
+            opt_outs: Arc::new(DynamoOptOuts::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.table_name.clone(),
+            )),
             rules: config.rules.clone(),
             wrapups,
             status_callback_url: config.status_callback_url.clone(),

@@ -6,14 +6,16 @@
 //! between the send and the idempotency record's completion can repeat the SMS (see
 //! `idempotency`).
 
+use std::time::SystemTime;
+
 use serde_json::{Map, Value};
 
 use super::{status_attributes, ActionDeps, Outcome};
 use crate::error::{Error, Result};
 use crate::event::{conversation_id, EventKey};
 use crate::rules::{needs_contact, render, SmsOnWrapup, TemplateValues};
-use crate::sms_store::SmsRecord;
 use crate::state::conversations::ContactRef;
+use crate::state::sms::SmsRecord;
 use crate::telemetry::mask_phone;
 use crate::twilio::{status_rank, OutboundSms, Sender};
 
@@ -121,7 +123,11 @@ pub async fn run(
     deps: &ActionDeps,
 ) -> Result<Outcome> {
     let masked = mask_phone(&context.customer_number);
-    if deps.sms.has_opted_out(&context.customer_number).await? {
+    if deps
+        .opt_outs
+        .has_opted_out(&context.customer_number)
+        .await?
+    {
         tracing::info!(action = NAME, event_key = %key, to = %masked, "number opted out earlier; not texting");
         write_rejection(context, "opted-out", "21610", deps).await?;
         return Ok(Outcome::new("rejected", "opted-out"));
@@ -185,7 +191,7 @@ pub async fn run(
             };
             // The SMS is out: failing the event now would send it again, so a ledger write that
             // fails is logged, and the status callbacks for it end in the DLQ with their reason.
-            if let Err(error) = deps.sms.record_sent(&record).await {
+            if let Err(error) = deps.sms.record_sent(&record, SystemTime::now()).await {
                 tracing::error!(action = NAME, event_key = %key, message_sid = %sent.sid, reason = %error, "SMS sent but not recorded");
             }
             super::delivery_status::schedule_first_check(&record, deps).await;
@@ -200,7 +206,7 @@ pub async fn run(
                 "undeliverable-number"
             };
             if error.is_opt_out() {
-                deps.sms.remember_opt_out(&context.customer_number).await?;
+                deps.opt_outs.remember(&context.customer_number).await?;
             }
             tracing::info!(action = NAME, event_key = %key, to = %masked, code = %code, reason, "Twilio refused the number");
             write_rejection(context, reason, &code, deps).await?;

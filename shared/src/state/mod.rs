@@ -8,7 +8,9 @@
 
 pub mod claims;
 pub mod conversations;
+pub mod opt_outs;
 pub mod records;
+pub mod sms;
 
 use std::future::Future;
 use std::pin::Pin;

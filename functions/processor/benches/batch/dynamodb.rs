@@ -6,7 +6,7 @@
 //! stand-in: against it the batch figure is about the processor's own concurrency.
 //!
 //! It speaks the DynamoDB JSON 1.0 protocol for exactly what the processor's SMS-on-wrap-up path
-//! sends (`shared/src/idempotency.rs`, `shared/src/sms_store.rs`): GetItem, PutItem, UpdateItem
+//! sends (`shared/src/state/claims.rs`, `shared/src/state/sms.rs`): GetItem, PutItem, UpdateItem
 //! and DeleteItem on one table keyed by the strings `pk` and `sk`, string and integer attributes,
 //! and the condition and update expressions those files use. Any other operation, request field,
 //! attribute type or expression construct is answered with a `ValidationException` naming it and
