@@ -30,8 +30,8 @@ use aws_sdk_sqs::types::{
 };
 use clap::Subcommand;
 use genesys_relay::dead_letter::{self, attr as dead, Origin};
-use genesys_relay::event::GenesysDetail;
-use genesys_relay::queue::attr as envelope;
+use genesys_relay::inbound::event::GenesysDetail;
+use genesys_relay::inbound::queue::attr as envelope;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -321,7 +321,7 @@ impl Event {
     fn event_key(&self) -> Option<String> {
         let detail: GenesysDetail = serde_json::from_value(self.detail.clone()).ok()?;
         Some(
-            genesys_relay::partner_event::event_key(&detail)
+            genesys_relay::inbound::partner_event::event_key(&detail)
                 .as_str()
                 .to_owned(),
         )

@@ -25,7 +25,9 @@
 //!   (GenesysCloudBlueprints/aws-eventbridge-analytics-detail-events-blueprint).
 
 use anyhow::{anyhow, bail, Context};
-use genesys_relay::genesys::{check_id, GenesysClient, GenesysCredentials, GenesysEndpoints};
+use genesys_relay::outbound::genesys::{
+    check_id, GenesysClient, GenesysCredentials, GenesysEndpoints,
+};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -143,7 +145,8 @@ impl GenesysEnv {
         };
         let credentials = GenesysCredentials::new(id.clone(), secret.clone())
             .map_err(|e| anyhow!("GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET: {e}"))?;
-        let http = genesys_relay::http::client().context("cannot build the HTTP client")?;
+        let http =
+            genesys_relay::outbound::http::client().context("cannot build the HTTP client")?;
         Ok(GenesysClient::with_credentials(
             http,
             endpoints,

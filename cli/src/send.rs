@@ -2,7 +2,7 @@
 //! deployed receiver route accepts (or refuses) genuine-looking traffic without waiting for
 //! Genesys or Twilio to call it.
 //!
-//! Every signature comes from the receiver's own signers (`genesys_relay::auth`), so what this
+//! Every signature comes from the receiver's own signers (`genesys_relay::inbound::auth`), so what this
 //! command produces is by construction what the receiver verifies. The secret is read from the
 //! command line or, better, from an environment variable, and never appears in the output: the
 //! response body is scrubbed of it too, in case the endpoint echoes headers.
@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use genesys_relay::auth::{self, Encoding, HmacHeader};
+use genesys_relay::inbound::auth::{self, Encoding, HmacHeader};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};

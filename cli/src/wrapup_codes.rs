@@ -7,9 +7,9 @@
 //! client and name resolution the functions use.
 
 use anyhow::{anyhow, Context};
-use genesys_relay::genesys::WrapupCode;
+use genesys_relay::actions::wrapup_codes::WrapupTemplates;
+use genesys_relay::outbound::genesys::WrapupCode;
 use genesys_relay::rules::Rules;
-use genesys_relay::wrapup_codes::WrapupTemplates;
 use serde_json::json;
 
 use crate::genesys_setup::GenesysEnv;

@@ -43,7 +43,7 @@ async fn the_local_table_expires_items_by_the_templates_ttl_attribute() {
     let root = root();
     let template = std::fs::read_to_string(root.join("template.yaml")).unwrap();
     let attribute = template_ttl_attribute(&template);
-    assert_eq!(attribute, genesys_relay::table::EXPIRES_AT);
+    assert_eq!(attribute, genesys_relay::state::table::EXPIRES_AT);
 
     let aws = LocalAws::start().await;
     let endpoint = aws.endpoint.clone();

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use clap::Parser;
-use genesys_relay::auth::{Bearer, HmacHeader, Keys, Scheme, SignedRequest};
+use genesys_relay::inbound::auth::{Bearer, HmacHeader, Keys, Scheme, SignedRequest};
 use relay_cli::send;
 use relay_tests::fakes::server::{self, Served};
 use relay_tests::sign;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use genesys_relay::config::{ActionsConfig, Env};
-use genesys_relay::genesys::GenesysEndpoints;
+use genesys_relay::outbound::genesys::GenesysEndpoints;
 use serde_json::Value;
 
 /// The functions that call Genesys.

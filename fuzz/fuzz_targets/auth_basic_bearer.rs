@@ -5,7 +5,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use genesys_relay::auth::{AuthFailure, Bearer, Keys, Scheme, SignedRequest};
+use genesys_relay::inbound::auth::{AuthFailure, Bearer, Keys, Scheme, SignedRequest};
 use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;

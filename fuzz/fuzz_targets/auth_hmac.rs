@@ -2,7 +2,7 @@
 //! variant): never panics, and a signature made by the scheme's own `sign` always verifies.
 #![no_main]
 
-use genesys_relay::auth::{AuthFailure, Encoding, HmacHeader, Keys, Scheme, SignedRequest};
+use genesys_relay::inbound::auth::{AuthFailure, Encoding, HmacHeader, Keys, Scheme, SignedRequest};
 use http::HeaderName;
 use libfuzzer_sys::fuzz_target;
 use relay_fuzz::{system_time, Request};

@@ -4,8 +4,8 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use genesys_relay::auth::standard_webhooks::{self, TOLERANCE_SECS};
-use genesys_relay::auth::{AuthFailure, Keys, Scheme, SignedRequest};
+use genesys_relay::inbound::auth::standard_webhooks::{self, TOLERANCE_SECS};
+use genesys_relay::inbound::auth::{AuthFailure, Keys, Scheme, SignedRequest};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use relay_fuzz::{system_time, Request};

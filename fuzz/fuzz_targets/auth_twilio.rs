@@ -2,8 +2,8 @@
 //! and a request signed with `twilio::sign` / `sign_with` over the fuzzed URL and form verifies.
 #![no_main]
 
-use genesys_relay::auth::twilio::{self, Algorithm};
-use genesys_relay::auth::{AuthFailure, Keys, Scheme, SignedRequest};
+use genesys_relay::inbound::auth::twilio::{self, Algorithm};
+use genesys_relay::inbound::auth::{AuthFailure, Keys, Scheme, SignedRequest};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;

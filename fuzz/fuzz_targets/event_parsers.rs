@@ -6,10 +6,10 @@
 //! rule and `webhook-id`), an empty line, then the body; without an empty line it is all body.
 #![no_main]
 
-use genesys_relay::event::{
+use genesys_relay::inbound::event::{
     conversation_id, correlation_id, EventKey, EventKeyRule, EventTime, GenesysDetail,
 };
-use genesys_relay::queue::{self, Source};
+use genesys_relay::inbound::queue::{self, Source};
 use libfuzzer_sys::fuzz_target;
 use relay_fuzz::Sections;
 use serde_json::Value;

@@ -4,8 +4,8 @@
 #![no_main]
 
 use genesys_relay::actions::delivery_status::StatusCallback;
-use genesys_relay::event::EventKey;
-use genesys_relay::queue::{Envelope, Source};
+use genesys_relay::inbound::event::EventKey;
+use genesys_relay::inbound::queue::{Envelope, Source};
 use libfuzzer_sys::fuzz_target;
 use processor::forwarding::{event_type, event_value, Job};
 use time::OffsetDateTime;

@@ -22,9 +22,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use genesys_relay::auth::{HmacHeader, Keys, Scheme, SignedRequest};
-use genesys_relay::event::{self, EventKeyRule};
-use genesys_relay::queue::{self, Envelope, Payload, Source};
+use genesys_relay::inbound::auth::{HmacHeader, Keys, Scheme, SignedRequest};
+use genesys_relay::inbound::event::{self, EventKeyRule};
+use genesys_relay::inbound::queue::{self, Envelope, Payload, Source};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use crate::auth::{Bearer, Encoding, HmacHeader, Scheme};
-use crate::event::EventKeyRule;
-use crate::forward::circuit::CircuitPolicy;
-use crate::forward::ssrf::EgressPolicy;
-use crate::genesys::GenesysEndpoints;
+use crate::inbound::auth::{Bearer, Encoding, HmacHeader, Scheme};
+use crate::inbound::event::EventKeyRule;
+use crate::outbound::forward::circuit::CircuitPolicy;
+use crate::outbound::forward::ssrf::EgressPolicy;
+use crate::outbound::genesys::GenesysEndpoints;
 use crate::rules::Rules;
 
 /// Largest body the receiver accepts unless `MAX_BODY_BYTES` says otherwise (1 MiB).
@@ -506,7 +506,7 @@ impl ActionsConfig {
             status_callback_url: url(env, "STATUS_CALLBACK_URL")?,
             idempotency_window: env.seconds(
                 "IDEMPOTENCY_WINDOW_SECS",
-                crate::idempotency::DEFAULT_WINDOW,
+                crate::state::idempotency::DEFAULT_WINDOW,
             )?,
             sms_record_ttl: env
                 .seconds("SMS_RECORD_TTL_SECS", Duration::from_secs(7 * 24 * 3600))?,

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::queue::attr as envelope;
+use crate::inbound::queue::attr as envelope;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

@@ -1,25 +1,41 @@
 //! Shared core of genesys-relay: everything the receiver, processor and EventBridge handler share.
+//!
+//! # Layout
+//!
+//! - [`config`], [`error`]: typed settings checked at init, and the one error taxonomy (rejected,
+//!   retryable, permanent) that decides every answer, retry and dead letter.
+//! - [`inbound`]: what comes in: authentication of webhooks and callbacks, the event models and
+//!   the event key, the EventBridge topics, the queue envelope and claim checks.
+//! - [`outbound`]: what goes out: the Twilio and Genesys Cloud clients, forwarding to downstream
+//!   services (SSRF policy, circuit breaker, signed envelopes), over one HTTP client.
+//! - [`state`]: the single DynamoDB table: every record kind listed in [`state::records`]; the
+//!   idempotency claims, the SMS ledger, the opt-outs and the conversation context each behind a
+//!   narrow trait with a DynamoDB and an in-memory store; the idempotency logic over them. (The
+//!   forwarding circuit and endpoint records are still written by `outbound::forward` and
+//!   `actions::forward` directly.)
+//! - [`actions`]: the idempotent units the processor runs (the SMS on wrap-up, the delivery
+//!   status write-back, forwarding) and what they share.
+//! - [`rules`]: which events trigger which actions, parsed from the `RULES` JSON.
+//! - [`secrets`], [`aws`], [`clock`], [`dead_letter`], [`telemetry`]: cached, rotation-aware
+//!   secrets; the AWS SDK configuration and error mapping; the time, passed in; the dead-letter
+//!   format; masked logs and metrics.
+//!
+//! New code goes where its concern lives: a new provider under `outbound`, a new sender's
+//! authentication under `inbound::auth`, a new record kind in `state::records` and its own store
+//! under `state`, a new action under `actions`.
+#![warn(missing_docs)]
 
 pub mod actions;
-pub mod auth;
 pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod dead_letter;
 pub mod error;
-pub mod event;
-pub mod forward;
-pub mod genesys;
-pub mod http;
-pub mod idempotency;
-pub mod partner_event;
-pub mod queue;
+pub mod inbound;
+pub mod outbound;
 pub mod rules;
 pub mod secrets;
 pub mod state;
-pub mod table;
 pub mod telemetry;
-pub mod twilio;
-pub mod wrapup_codes;
 
 pub use error::{Error, Rejection, Result};

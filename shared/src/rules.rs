@@ -299,7 +299,7 @@ impl SmsOnWrapup {
     }
 
     /// The template under a key of `templates` (a wrap-up code's id or name, as the rules give it;
-    /// [`crate::wrapup_codes::WrapupTemplates`] says which key an event's code selects).
+    /// [`crate::actions::wrapup_codes::WrapupTemplates`] says which key an event's code selects).
     pub fn template(&self, key: &str) -> Option<&str> {
         self.templates.get(key).map(String::as_str)
     }

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::auth::Keys;
 use crate::config::SecretsPolicy;
 use crate::error::{Error, Result};
+use crate::inbound::auth::Keys;
 
 /// Turns a raw secret string into a typed value; errors name fields, never values.
 pub type Parser<T> = fn(&SecretString) -> Result<T>;

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::join_all;
-use genesys_relay::forward::circuit::{CircuitBreaker, CircuitPolicy, Permit};
-use genesys_relay::table::{self, epoch_millis, epoch_secs, text, Item};
+use genesys_relay::outbound::forward::circuit::{CircuitBreaker, CircuitPolicy, Permit};
+use genesys_relay::state::table::{self, epoch_millis, epoch_secs, text, Item};
 use relay_tests::fakes::server::Served;
 use relay_tests::LocalAws;
 

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use genesys_relay::event::GenesysDetail;
+use genesys_relay::inbound::event::GenesysDetail;
 use relay_tests::sample_event;
 
 fn event_files() -> Vec<String> {
@@ -37,8 +37,11 @@ fn every_sample_event_is_its_handlers_input() {
                         .get(n)
                         .and_then(|a| a.string_value.clone())
                 };
-                genesys_relay::queue::decode(record.body.as_deref().unwrap_or_default(), attribute)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                genesys_relay::inbound::queue::decode(
+                    record.body.as_deref().unwrap_or_default(),
+                    attribute,
+                )
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             }
         } else if name.starts_with("eventbridge-") {
             let event: EventBridgeEvent<GenesysDetail> =

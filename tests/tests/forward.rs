@@ -8,10 +8,10 @@ use base64::Engine;
 use genesys_relay::actions::forward::recent_attempts;
 use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig, ReceiverConfig};
 use genesys_relay::dead_letter;
-use genesys_relay::event::EventKey;
-use genesys_relay::forward::circuit::CircuitPolicy;
-use genesys_relay::forward::envelope::{self, Delivery, EncryptionKey};
-use genesys_relay::queue::{Envelope, QueueSender, Source};
+use genesys_relay::inbound::event::EventKey;
+use genesys_relay::inbound::queue::{Envelope, QueueSender, Source};
+use genesys_relay::outbound::forward::circuit::CircuitPolicy;
+use genesys_relay::outbound::forward::envelope::{self, Delivery, EncryptionKey};
 use lambda_runtime::{Context, LambdaEvent};
 use processor::forwarding;
 use processor::{handle, Deps};
@@ -255,7 +255,8 @@ async fn an_early_job_waits_and_a_job_out_of_attempts_is_dead_lettered() {
 
     // Not due yet: reported failed (hidden again), nothing sent.
     let mut early = as_job(&batch, "bad", 2);
-    let not_before = genesys_relay::table::epoch_millis(std::time::SystemTime::now()) + 60_000;
+    let not_before =
+        genesys_relay::state::table::epoch_millis(std::time::SystemTime::now()) + 60_000;
     early.records[0]
         .message_attributes
         .get_mut(forwarding::ATTRIBUTE)
@@ -650,7 +651,7 @@ async fn a_webhook_body_reaches_the_endpoint_byte_for_byte_signed_or_encrypted()
 /// A context whose invocation ends `left` from now.
 fn ending_in(left: Duration) -> Context {
     let mut context = Context::default();
-    context.deadline = genesys_relay::table::epoch_millis(SystemTime::now() + left);
+    context.deadline = genesys_relay::state::table::epoch_millis(SystemTime::now() + left);
     context
 }
 

@@ -5,7 +5,7 @@
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use genesys_relay::forward::envelope::{
+use genesys_relay::outbound::forward::envelope::{
     self, body, decrypt, delivery_id, signature_headers, Delivery, EncryptionKey,
 };
 use relay_tests::sign;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genesys_relay::config::SecretsPolicy;
-use genesys_relay::genesys::{GenesysClient, GenesysCredentials, GenesysEndpoints};
+use genesys_relay::outbound::genesys::{GenesysClient, GenesysCredentials, GenesysEndpoints};
 use genesys_relay::secrets::CachedSecret;
 use genesys_relay::Error;
 use relay_tests::fakes::genesys::{FakeGenesys, Patch, Reply};
@@ -37,7 +37,7 @@ fn client_for(aws: &LocalAws, arn: &str, endpoints: GenesysEndpoints) -> Arc<Gen
         SecretsPolicy::default(),
         GenesysCredentials::parse,
     );
-    let http = genesys_relay::http::client().expect("HTTP client");
+    let http = genesys_relay::outbound::http::client().expect("HTTP client");
     Arc::new(GenesysClient::new(http, endpoints, Arc::new(secret)))
 }
 

@@ -1,11 +1,11 @@
 //! The DynamoDB claim store on a local AWS, through `Idempotency`: the conditional writes hold the
-//! semantics the in-memory store's unit tests (`shared/src/idempotency.rs`) check.
+//! semantics the in-memory store's unit tests (`shared/src/state/idempotency.rs`) check.
 
 use std::time::Duration;
 
 use genesys_relay::clock;
-use genesys_relay::event::EventKey;
-use genesys_relay::idempotency::{Claim, Idempotency};
+use genesys_relay::inbound::event::EventKey;
+use genesys_relay::state::idempotency::{Claim, Idempotency};
 use relay_tests::LocalAws;
 
 async fn store() -> (LocalAws, Idempotency) {

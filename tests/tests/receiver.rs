@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use genesys_relay::config::{Env, ReceiverConfig};
-use genesys_relay::queue::{attr, ClaimCheck};
+use genesys_relay::inbound::queue::{attr, ClaimCheck};
 use lambda_http::{Body, Response};
 use receiver::{handle, Deps};
 use relay_tests::{attribute, http_api_request, sample_event, sign, test_secrets, LocalAws};

@@ -7,7 +7,7 @@ use genesys_relay::secrets::{self, CachedSecret};
 use relay_tests::LocalAws;
 use secrecy::ExposeSecret;
 
-fn first_key(keys: &genesys_relay::auth::Keys) -> String {
+fn first_key(keys: &genesys_relay::inbound::auth::Keys) -> String {
     keys.secrets[0].expose_secret().to_owned()
 }
 

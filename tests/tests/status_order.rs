@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use genesys_relay::config::{Env, ProcessorConfig};
-use genesys_relay::event::EventKey;
-use genesys_relay::queue::{Envelope, QueueSender, Source};
+use genesys_relay::inbound::event::EventKey;
+use genesys_relay::inbound::queue::{Envelope, QueueSender, Source};
 use lambda_runtime::{Context, LambdaEvent};
 use processor::{handle, Deps};
 use relay_tests::fakes::genesys::FakeGenesys;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use genesys_relay::config::SecretsPolicy;
-use genesys_relay::secrets::CachedSecret;
-use genesys_relay::twilio::{
+use genesys_relay::outbound::twilio::{
     OutboundSms, SendError, Sender, SentMessage, TwilioClient, TwilioCredentials,
 };
+use genesys_relay::secrets::CachedSecret;
 use relay_tests::fakes::twilio::{FakeTwilio, Reply};
 use relay_tests::{free_port, LocalAws};
 use serde_json::{json, Value};
@@ -84,7 +84,7 @@ async fn setup() -> Setup {
     setup_with(
         api_key_secret(KEY_1, KEY_1_SECRET),
         pair(KEY_1, KEY_1_SECRET),
-        genesys_relay::http::client().expect("HTTP client"),
+        genesys_relay::outbound::http::client().expect("HTTP client"),
     )
     .await
 }
@@ -170,7 +170,7 @@ async fn without_an_api_key_the_account_sid_and_auth_token_authenticate() {
     let setup = setup_with(
         json!({"accountSid": ACCOUNT, "authToken": AUTH_TOKEN, "apiKeySid": "", "apiKeySecret": ""}),
         pair(ACCOUNT, AUTH_TOKEN),
-        genesys_relay::http::client().expect("HTTP client"),
+        genesys_relay::outbound::http::client().expect("HTTP client"),
     )
     .await;
 
@@ -403,7 +403,7 @@ async fn nothing_listening_is_unavailable() {
     ));
     let closed = format!("http://127.0.0.1:{}", free_port());
     let client = TwilioClient::new(
-        genesys_relay::http::client().expect("HTTP client"),
+        genesys_relay::outbound::http::client().expect("HTTP client"),
         closed,
         credentials,
     );
@@ -493,7 +493,7 @@ async fn a_placeholder_secret_is_misconfigured_without_a_request() {
     let setup = setup_with(
         json!({"accountSid": "AC...", "authToken": "CHANGE_ME", "apiKeySid": "", "apiKeySecret": ""}),
         pair(KEY_1, KEY_1_SECRET),
-        genesys_relay::http::client().expect("HTTP client"),
+        genesys_relay::outbound::http::client().expect("HTTP client"),
     )
     .await;
 
@@ -514,7 +514,7 @@ async fn another_account_or_a_forbidden_key_is_misconfigured() {
     let setup = setup_with(
         secret,
         pair(KEY_1, KEY_1_SECRET),
-        genesys_relay::http::client().expect("HTTP client"),
+        genesys_relay::outbound::http::client().expect("HTTP client"),
     )
     .await;
     let error = send_err(&setup, &sms("hello")).await;
@@ -527,7 +527,7 @@ async fn another_account_or_a_forbidden_key_is_misconfigured() {
     let setup = setup_with(
         api_key_secret(KEY_1, KEY_1_SECRET),
         pair(KEY_1, KEY_1_SECRET),
-        genesys_relay::http::client().expect("HTTP client"),
+        genesys_relay::outbound::http::client().expect("HTTP client"),
     )
     .await;
     setup.fake.script(vec![Reply::Status(403)]);

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use genesys_relay::auth::HmacHeader;
+use genesys_relay::inbound::auth::HmacHeader;
 use serde_json::{json, Value};
 
 use super::stack::{project_root, ProcessorRuns, Stack, WEBHOOK_SECRET};

@@ -31,12 +31,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use aws_sdk_sqs::types::QueueAttributeName;
-use genesys_relay::auth::HmacHeader;
 use genesys_relay::dead_letter;
-use genesys_relay::event::EventKey;
-use genesys_relay::event::GenesysDetail;
-use genesys_relay::queue::{self, Source};
-use genesys_relay::table;
+use genesys_relay::inbound::auth::HmacHeader;
+use genesys_relay::inbound::event::EventKey;
+use genesys_relay::inbound::event::GenesysDetail;
+use genesys_relay::inbound::queue::{self, Source};
+use genesys_relay::state::table;
 use relay_local::fakes::downstream::Downstream;
 use relay_local::fakes::twilio::{Faults, Reply};
 use serde_json::{json, Value};
@@ -206,7 +206,7 @@ fn plan(settings: &Settings) -> (Vec<Event>, Vec<usize>) {
                 // participant, correlation id).
                 let key = serde_json::from_value::<GenesysDetail>(acw).map_or_else(
                     |_| EventKey::digest(body.as_bytes()),
-                    |detail| genesys_relay::partner_event::event_key(&detail),
+                    |detail| genesys_relay::inbound::partner_event::event_key(&detail),
                 );
                 (
                     key,

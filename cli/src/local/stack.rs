@@ -419,7 +419,7 @@ impl Stack {
             auth,
         );
         let env = Env::from_fn(|name| settings.get(name).cloned());
-        let http_client = genesys_relay::http::client()?;
+        let http_client = genesys_relay::outbound::http::client()?;
         let receiver = receiver::Deps::new(ReceiverConfig::from_env(&env)?, &aws);
         let processor =
             processor::Deps::new(ProcessorConfig::from_env(&env)?, &aws, http_client).await?;
@@ -783,16 +783,16 @@ async fn sms_wrapup_codes(rules: &str, genesys: &FakeGenesys) -> Result<String> 
     let Some(rule) = rules.sms_on_wrapup else {
         return Ok("ININ-OUTBOUND-NO-ANSWER".to_owned());
     };
-    let credentials = genesys_relay::genesys::GenesysCredentials::new(
+    let credentials = genesys_relay::outbound::genesys::GenesysCredentials::new(
         "local-client",
         secrecy::SecretString::from("local-secret".to_owned()),
     )?;
-    let client = genesys_relay::genesys::GenesysClient::with_credentials(
-        genesys_relay::http::client()?,
+    let client = genesys_relay::outbound::genesys::GenesysClient::with_credentials(
+        genesys_relay::outbound::http::client()?,
         genesys.endpoints(),
         credentials,
     );
-    let templates = genesys_relay::wrapup_codes::WrapupTemplates::new(&rule);
+    let templates = genesys_relay::actions::wrapup_codes::WrapupTemplates::new(&rule);
     templates.resolve(&client).await?;
     Ok(templates
         .ids()
@@ -809,7 +809,7 @@ mod tests {
     use base64::engine::general_purpose::STANDARD as BASE64;
     use base64::Engine as _;
     use clap::Parser;
-    use genesys_relay::auth::{standard_webhooks, HmacHeader, SignedRequest};
+    use genesys_relay::inbound::auth::{standard_webhooks, HmacHeader, SignedRequest};
 
     const BODY: &[u8] = br#"{"eventBody":{"conversationId":"c-1"}}"#;
     const RECEIVER: &str = "http://127.0.0.1:3000";

@@ -13,9 +13,9 @@
 use aws_config::SdkConfig;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use genesys_relay::config::{EventBridgeConfig, DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES};
-use genesys_relay::event::{EventKey, GenesysDetail};
-use genesys_relay::partner_event::{body_str, event_key, Topic};
-use genesys_relay::queue::{Envelope, QueueSender, Source};
+use genesys_relay::inbound::event::{EventKey, GenesysDetail};
+use genesys_relay::inbound::partner_event::{body_str, event_key, Topic};
+use genesys_relay::inbound::queue::{Envelope, QueueSender, Source};
 use genesys_relay::rules::Rules;
 use genesys_relay::{dead_letter, telemetry, Error};
 use lambda_runtime::LambdaEvent;

@@ -21,10 +21,10 @@ use genesys_relay::actions::forward::{
     retry_delay, ForwardError, ForwardJob, Forwarder, NAME_PREFIX,
 };
 use genesys_relay::actions::{claim_content, run_once};
-use genesys_relay::event::{EventKey, EventTime};
-use genesys_relay::forward::envelope::RawEvent;
-use genesys_relay::queue::{Envelope, Source};
-use genesys_relay::table::epoch_millis;
+use genesys_relay::inbound::event::{EventKey, EventTime};
+use genesys_relay::inbound::queue::{Envelope, Source};
+use genesys_relay::outbound::forward::envelope::RawEvent;
+use genesys_relay::state::table::epoch_millis;
 use genesys_relay::{dead_letter, telemetry, Error, Result};
 use serde_json::{Map, Value};
 use tokio::time::Instant;

@@ -23,8 +23,8 @@ use genesys_relay::actions::delivery_status::{self, StatusChecks};
 use genesys_relay::actions::ActionDeps;
 use genesys_relay::clock::Clock;
 use genesys_relay::config::ProcessorConfig;
-use genesys_relay::idempotency::{lease_until, Idempotency};
 use genesys_relay::state::conversations::{Conversations, DynamoConversations};
+use genesys_relay::state::idempotency::{lease_until, Idempotency};
 use genesys_relay::{dead_letter, telemetry, Error};
 use lambda_runtime::LambdaEvent;
 

@@ -6,7 +6,7 @@ use processor::{handle, Deps};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = ProcessorConfig::from_env(&Env::process())?;
-    let http = genesys_relay::http::client()?;
+    let http = genesys_relay::outbound::http::client()?;
     let deps = Deps::new(config, &genesys_relay::aws::load().await, http).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(event, &deps))).await
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use genesys_relay::actions::sms_on_wrapup::{self, WrapupContext};
 use genesys_relay::actions::{event_content, run_once, Outcome};
-use genesys_relay::event::{EventKey, GenesysDetail};
-use genesys_relay::partner_event::{body_str, Topic};
+use genesys_relay::inbound::event::{EventKey, GenesysDetail};
+use genesys_relay::inbound::partner_event::{body_str, Topic};
 use genesys_relay::rules::SmsOnWrapup;
 use genesys_relay::state::conversations::{Applied, ContactRef, OutboundContext};
 use genesys_relay::{telemetry, Error, Result};

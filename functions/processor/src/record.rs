@@ -7,8 +7,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use genesys_relay::actions::delivery_status::{self, StatusCallback};
 use genesys_relay::actions::sms_on_wrapup::{self, wrapup_code_of, WrapupContext};
 use genesys_relay::actions::{claim_content, run_once, Outcome};
-use genesys_relay::event::EventKey;
-use genesys_relay::queue::{self, Envelope, Payload, Source};
+use genesys_relay::inbound::event::EventKey;
+use genesys_relay::inbound::queue::{self, Envelope, Payload, Source};
 use genesys_relay::{telemetry, Error, Result};
 use sha2::{Digest, Sha256};
 

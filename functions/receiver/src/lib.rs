@@ -6,11 +6,11 @@ pub mod routing;
 pub mod webhook;
 
 use aws_config::SdkConfig;
-use genesys_relay::auth::Keys;
 use genesys_relay::config::ReceiverConfig;
-use genesys_relay::queue::QueueSender;
+use genesys_relay::inbound::auth::Keys;
+use genesys_relay::inbound::queue::QueueSender;
+use genesys_relay::outbound::twilio::TwilioSecret;
 use genesys_relay::secrets::{self, CachedSecret};
-use genesys_relay::twilio::TwilioSecret;
 use genesys_relay::Error;
 use lambda_http::{Body, Request, RequestExt, Response};
 

@@ -6,9 +6,9 @@
 use std::time::SystemTime;
 
 use genesys_relay::actions::delivery_status::StatusCallback;
-use genesys_relay::auth::{Keys, Scheme, SignedRequest};
-use genesys_relay::event::{self, EventKey};
-use genesys_relay::queue::{self, Envelope, Source};
+use genesys_relay::inbound::auth::{Keys, Scheme, SignedRequest};
+use genesys_relay::inbound::event::{self, EventKey};
+use genesys_relay::inbound::queue::{self, Envelope, Source};
 use genesys_relay::secrets::CachedSecret;
 use genesys_relay::{Error, Rejection, Result};
 use http::HeaderMap;
@@ -319,9 +319,9 @@ mod tests {
             Some("msg_1")
         );
         for unsigned in [
-            Scheme::HmacHeader(genesys_relay::auth::HmacHeader::genesys_open_messaging()),
+            Scheme::HmacHeader(genesys_relay::inbound::auth::HmacHeader::genesys_open_messaging()),
             Scheme::Basic,
-            Scheme::Bearer(genesys_relay::auth::Bearer::authorization()),
+            Scheme::Bearer(genesys_relay::inbound::auth::Bearer::authorization()),
             Scheme::Twilio,
         ] {
             assert_eq!(signed_event_id(&unsigned, &h), None, "{}", unsigned.name());

@@ -822,7 +822,7 @@ async fn send_callbacks(
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let signature = genesys_relay::auth::twilio::sign(token.as_bytes(), &url, &params);
+        let signature = genesys_relay::inbound::auth::twilio::sign(token.as_bytes(), &url, &params);
         let answered = match client
             .post(&url)
             .header("X-Twilio-Signature", signature)

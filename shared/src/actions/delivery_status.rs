@@ -23,11 +23,11 @@ use serde_json::Value;
 
 use super::{run_once, status_attributes, ActionDeps, Outcome};
 use crate::error::{Error, Result};
-use crate::event::EventKey;
-use crate::idempotency::Idempotency;
+use crate::inbound::event::EventKey;
+use crate::outbound::twilio::status_rank;
+use crate::state::idempotency::Idempotency;
 use crate::state::sms::{Advance, SmsRecord, Written};
-use crate::table::epoch_millis;
-use crate::twilio::status_rank;
+use crate::state::table::epoch_millis;
 
 /// The action's name (idempotency, logs, metrics, dead-letter attributes).
 pub const NAME: &str = "delivery_status";

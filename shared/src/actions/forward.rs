@@ -25,16 +25,16 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::Outcome;
-use crate::auth::Keys;
 use crate::config::ActionsConfig;
 use crate::error::{Error, Result};
-use crate::event::EventKey;
-use crate::forward::circuit::{CircuitBreaker, Permit};
-use crate::forward::envelope::{self, Delivery, EncryptionKey, RawEvent};
-use crate::forward::ssrf::{guarded_client, EgressPolicy, GuardedResolver, SsrfError};
+use crate::inbound::auth::Keys;
+use crate::inbound::event::EventKey;
+use crate::outbound::forward::circuit::{CircuitBreaker, Permit};
+use crate::outbound::forward::envelope::{self, Delivery, EncryptionKey, RawEvent};
+use crate::outbound::forward::ssrf::{guarded_client, EgressPolicy, GuardedResolver, SsrfError};
 use crate::rules::{Endpoint, EndpointAuth, Forward};
 use crate::secrets::{self, CachedSecret};
-use crate::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
+use crate::state::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
 use crate::telemetry;
 
 /// Action name prefix; the endpoint's name follows (`forward:crm`).
@@ -152,7 +152,7 @@ impl Forwarder {
         let policy = Arc::new(config.egress.clone());
         let http = guarded_client(
             GuardedResolver::new(Arc::clone(&policy)),
-            crate::http::REQUEST_TIMEOUT,
+            crate::outbound::http::REQUEST_TIMEOUT,
         )
         .map_err(|e| Error::permanent(format!("cannot build the forwarding HTTP client: {e}")))?;
         let ddb = aws_sdk_dynamodb::Client::new(aws);
@@ -393,7 +393,7 @@ impl Forwarder {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = crate::http::retry_after(response.headers());
+        let retry_after = crate::outbound::http::retry_after(response.headers());
         let result = match status {
             200..=299 => Ok(Outcome::new("delivered", format!("{name} {status}"))),
             410 => match self.disable(name).await {

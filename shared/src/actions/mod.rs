@@ -6,6 +6,7 @@
 pub mod delivery_status;
 pub mod forward;
 pub mod sms_on_wrapup;
+pub mod wrapup_codes;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,18 +18,18 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::actions::wrapup_codes::WrapupTemplates;
 use crate::config::ActionsConfig;
 use crate::error::Result;
-use crate::event::{EventKey, GenesysDetail};
-use crate::genesys::{GenesysClient, GenesysCredentials};
-use crate::idempotency::{Claim, Idempotency};
-use crate::queue::Source;
+use crate::inbound::event::{EventKey, GenesysDetail};
+use crate::inbound::queue::Source;
+use crate::outbound::genesys::{GenesysClient, GenesysCredentials};
+use crate::outbound::twilio::{TwilioClient, TwilioCredentials};
 use crate::rules::Rules;
 use crate::secrets::CachedSecret;
+use crate::state::idempotency::{Claim, Idempotency};
 use crate::state::opt_outs::{DynamoOptOuts, OptOuts};
 use crate::state::sms::{DynamoSmsLedger, SmsLedger};
-use crate::twilio::{TwilioClient, TwilioCredentials};
-use crate::wrapup_codes::WrapupTemplates;
 
 /// Clients and rules the actions share; built once per cold start.
 pub struct ActionDeps {

@@ -12,12 +12,12 @@ use serde_json::{Map, Value};
 
 use super::{status_attributes, ActionDeps, Outcome};
 use crate::error::{Error, Result};
-use crate::event::{conversation_id, EventKey};
+use crate::inbound::event::{conversation_id, EventKey};
+use crate::outbound::twilio::{status_rank, OutboundSms, Sender};
 use crate::rules::{needs_contact, render, SmsOnWrapup, TemplateValues};
 use crate::state::conversations::ContactRef;
 use crate::state::sms::SmsRecord;
 use crate::telemetry::mask_phone;
-use crate::twilio::{status_rank, OutboundSms, Sender};
 
 /// The action's name (idempotency, logs, metrics, dead-letter attributes).
 pub const NAME: &str = "sms_on_wrapup";

@@ -1,4 +1,4 @@
-//! Idempotency claim records: the store behind [`crate::idempotency::Idempotency`].
+//! Idempotency claim records: the store behind [`crate::state::idempotency::Idempotency`].
 //!
 //! The store does three things, each atomic: write a claim unless a live one holds the key, mark
 //! a claim completed, delete it. Everything else about claims (payload hashes, windows, what an
@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use super::records::IDEMPOTENCY;
 use super::StoreFuture;
 use crate::error::{Error, Result};
-use crate::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
+use crate::state::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
 
 /// Where a claim stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use super::records::CONVERSATION;
 use super::StoreFuture;
 use crate::error::Result;
-use crate::table::{self, epoch_secs, n, s, EXPIRES_AT};
+use crate::state::table::{self, epoch_secs, n, s, EXPIRES_AT};
 
 /// What the `.outbound` event says about the call, needed when it wraps up.
 #[derive(Debug, Clone, PartialEq, Eq)]

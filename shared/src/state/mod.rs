@@ -8,9 +8,11 @@
 
 pub mod claims;
 pub mod conversations;
+pub mod idempotency;
 pub mod opt_outs;
 pub mod records;
 pub mod sms;
+pub mod table;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::records::OPT_OUT;
 use super::StoreFuture;
-use crate::table::s;
+use crate::state::table::s;
 
 /// The opt-out list.
 pub trait OptOuts: Send + Sync {

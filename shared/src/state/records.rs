@@ -1,5 +1,5 @@
 //! Every record kind of the state table: its partition key prefix, its sort key and how long it
-//! lives (the table's TTL attribute, [`crate::table::EXPIRES_AT`], in epoch seconds). New state
+//! lives (the table's TTL attribute, [`crate::state::table::EXPIRES_AT`], in epoch seconds). New state
 //! goes here first, so two kinds never share a key and every kind has a lifetime.
 
 /// One kind of record.

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use super::records::SMS;
 use super::StoreFuture;
 use crate::error::{Error, Result};
-use crate::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
+use crate::state::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
 
 /// What the ledger knows of one sent SMS.
 #[derive(Debug, Clone, PartialEq, Eq)]

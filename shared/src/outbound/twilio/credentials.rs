@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::auth::Keys;
 use crate::error::{Error, Result};
+use crate::inbound::auth::Keys;
 use crate::secrets::parse_json;
 
 /// Whether `sid` is `prefix` followed by 32 hex digits, the shape of every Twilio SID. Checked

@@ -82,7 +82,7 @@ fn matches_a_secret(presented: &[u8], secrets: &[SecretString]) -> Result<(), Au
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Scheme;
+    use crate::inbound::auth::Scheme;
     use http::{HeaderMap, HeaderValue};
     use std::time::SystemTime;
 

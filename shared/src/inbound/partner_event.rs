@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::event::{EventKey, GenesysDetail};
+use crate::inbound::event::{EventKey, GenesysDetail};
 
 /// The topics the relay acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -92,7 +92,7 @@ enum TokenOutcome {
 }
 
 impl GenesysClient {
-    /// A client over a shared HTTP client (see [`crate::http::client`], whose timeouts turn a
+    /// A client over a shared HTTP client (see [`crate::outbound::http::client`], whose timeouts turn a
     /// hung Genesys into a retryable failure) and the credentials secret. Nothing is fetched until
     /// the first call.
     pub fn new(
@@ -589,11 +589,13 @@ pub(crate) fn classify(
     match code {
         429 | 502 | 503 | 504 => Error::Retryable {
             message: context,
-            retry_after: Some(crate::http::retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER)),
+            retry_after: Some(
+                crate::outbound::http::retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER),
+            ),
         },
         408 | 500..=599 => Error::Retryable {
             message: context,
-            retry_after: crate::http::retry_after(headers),
+            retry_after: crate::outbound::http::retry_after(headers),
         },
         404 => Error::permanent(format!(
             "Genesys {operation}: not found (HTTP 404){}",

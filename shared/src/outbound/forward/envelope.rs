@@ -22,8 +22,8 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::standard_webhooks;
 use crate::error::{Error, Rejection, Result};
+use crate::inbound::auth::standard_webhooks;
 use crate::secrets::parse_json;
 
 /// The envelope version receivers switch on; bumped only for incompatible changes.

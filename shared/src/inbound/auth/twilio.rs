@@ -255,7 +255,7 @@ fn split_port(host_port: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Scheme;
+    use crate::inbound::auth::Scheme;
     use http::HeaderValue;
     use secrecy::SecretString;
     use std::time::SystemTime;

@@ -47,7 +47,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::error::Result;
-use crate::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
+use crate::state::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
 
 const SORT_KEY: &str = "circuit";
 const CLOSED: &str = "closed";

@@ -18,10 +18,10 @@ use sha2::{Digest, Sha256};
 use crate::clock::{self, Clock};
 use crate::config::ActionsConfig;
 use crate::error::{Error, Result};
-use crate::event::EventKey;
+use crate::inbound::event::EventKey;
 use crate::state::claims::{ClaimRecord, ClaimStatus, ClaimStore, DynamoClaims};
 use crate::state::records::IDEMPOTENCY;
-use crate::table::{epoch_millis, epoch_secs};
+use crate::state::table::{epoch_millis, epoch_secs};
 
 /// Default idempotency window.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);

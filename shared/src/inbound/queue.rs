@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Rejection, Result};
-use crate::event::EventKey;
+use crate::inbound::event::EventKey;
 
 /// Attribute names; SQS allows letters, digits, `-`, `_` and `.`.
 pub mod attr {

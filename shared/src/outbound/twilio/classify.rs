@@ -176,7 +176,7 @@ pub(crate) fn classify(status: u16, headers: &reqwest::header::HeaderMap, body: 
     let code_text = code.map_or_else(|| "no code".to_owned(), |c| format!("code {c}"));
     if status == 429 || code == Some(TOO_MANY_REQUESTS) {
         return SendError::Unavailable {
-            retry_after: crate::http::retry_after(headers),
+            retry_after: crate::outbound::http::retry_after(headers),
             reason: format!(
                 "too many requests (HTTP {status}, {code_text}); the message was not processed"
             ),
@@ -184,7 +184,7 @@ pub(crate) fn classify(status: u16, headers: &reqwest::header::HeaderMap, body: 
     }
     if status >= 500 {
         return SendError::Unavailable {
-            retry_after: crate::http::retry_after(headers),
+            retry_after: crate::outbound::http::retry_after(headers),
             reason: format!(
                 "HTTP {status} ({code_text}: {message}); the message may have been sent"
             ),

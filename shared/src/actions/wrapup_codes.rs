@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::genesys::{GenesysClient, WrapupCode};
+use crate::outbound::genesys::{GenesysClient, WrapupCode};
 use crate::rules::SmsOnWrapup;
 
 /// Least time between two resolutions prompted by unknown ids, so a stream of codes nobody

@@ -375,7 +375,7 @@ pub fn guarded_client(
         .dns_resolver(resolver)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .connect_timeout(timeout.min(crate::http::CONNECT_TIMEOUT))
+        .connect_timeout(timeout.min(crate::outbound::http::CONNECT_TIMEOUT))
         .timeout(timeout)
         .user_agent(concat!("genesys-relay/", env!("CARGO_PKG_VERSION")))
         .build()

@@ -1,0 +1,8 @@
+//! What comes in: who may send it (authentication), what it is (event models and the event key,
+//! the EventBridge topics), and how it is queued and read back (the envelope and claim checks,
+//! written and read in one place).
+
+pub mod auth;
+pub mod event;
+pub mod partner_event;
+pub mod queue;
