@@ -6,6 +6,7 @@
 //! for tests of the logic above it, which then run in milliseconds and move time by a clock
 //! instead of waiting.
 
+pub mod circuits;
 pub mod claims;
 pub mod conversations;
 pub mod idempotency;

@@ -40,23 +40,14 @@
 //! to well within the durations of the policy. Every DynamoDB failure is `Retryable`; losing a
 //! conditional write is not a failure, only news that another instance got there first.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
-
 use crate::error::Result;
-use crate::state::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
-
-const SORT_KEY: &str = "circuit";
-const CLOSED: &str = "closed";
-const OPEN: &str = "open";
-const HALF_OPEN: &str = "half_open";
-
-/// How long an endpoint's record outlives its last write: long enough to outlast any outage
-/// worth remembering, short enough that retired endpoints leave the table.
-const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+use crate::state::circuits::{
+    Changed, CircuitChange, CircuitRecord, CircuitState, CircuitStore, DynamoCircuits,
+};
+use crate::state::table::epoch_millis;
 
 /// Conditional writes one outcome may lose in a row before it is given up; losing twice already
 /// takes a third instance starting a window in between.
@@ -114,12 +105,19 @@ pub enum Permit {
     },
 }
 
-/// Circuits in the state table, one item per endpoint, shared by all instances.
-#[derive(Debug, Clone)]
+/// Circuits, one record per endpoint, shared by all instances through a [`CircuitStore`].
+#[derive(Clone)]
 pub struct CircuitBreaker {
-    ddb: aws_sdk_dynamodb::Client,
-    table: String,
+    store: Arc<dyn CircuitStore>,
     policy: CircuitPolicy,
+}
+
+impl std::fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The circuit as stored; times are epoch milliseconds. A missing item is a closed circuit.
@@ -139,26 +137,19 @@ enum Decision {
     TakeProbe,
 }
 
-/// How a conditional write went.
-enum Written {
-    /// It applied; the item as it is now.
-    Applied(Item),
-    /// Its condition failed; the item as it was (empty when there is none).
-    Lost(Item),
-}
-
 impl CircuitBreaker {
-    /// Circuits in `table`, opened and recovered per `policy`.
+    /// Circuits in the DynamoDB table `table`, opened and recovered per `policy`.
     pub fn new(
         ddb: aws_sdk_dynamodb::Client,
         table: impl Into<String>,
         policy: CircuitPolicy,
     ) -> Self {
-        Self {
-            ddb,
-            table: table.into(),
-            policy,
-        }
+        Self::over(Arc::new(DynamoCircuits::new(ddb, table)), policy)
+    }
+
+    /// Circuits in `store`, opened and recovered per `policy`.
+    pub fn over(store: Arc<dyn CircuitStore>, policy: CircuitPolicy) -> Self {
+        Self { store, policy }
     }
 
     /// May a delivery to `endpoint` go now? `now` is passed in so tests control time
@@ -166,15 +157,15 @@ impl CircuitBreaker {
     /// the caller whose conditional write applies is the probe.
     pub async fn permit(&self, endpoint: &str, now: SystemTime) -> Result<Permit> {
         let now_ms = epoch_millis(now);
-        let state = self.load(endpoint).await?;
+        let state = State::of(&self.store.load(endpoint).await?);
         match decide(state, now_ms) {
             Decision::Grant(permit) => Ok(permit),
             Decision::TakeProbe => match self.take_probe(endpoint, now).await? {
-                Written::Applied(item) => Ok(Permit::Probe {
-                    lease: number(&item, "probe_until"),
+                Changed::Applied(record) => Ok(Permit::Probe {
+                    lease: record.probe_until.unwrap_or_default(),
                 }),
                 // Someone else got there first: answer from what they left.
-                Written::Lost(current) => Ok(match decide(State::of(&current), now_ms) {
+                Changed::Lost(current) => Ok(match decide(State::of(&current), now_ms) {
                     Decision::Grant(permit) => permit,
                     Decision::TakeProbe => Permit::Open {
                         retry_after: self.policy.probe_lease,
@@ -200,37 +191,14 @@ impl CircuitBreaker {
         }
     }
 
-    /// The stored state, read strongly consistent so a just-opened circuit is seen at once.
-    async fn load(&self, endpoint: &str) -> Result<State> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(&record_key(endpoint)))
-            .key("sk", s(SORT_KEY))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| crate::aws::unavailable("read the circuit", e))?;
-        Ok(State::of(&out.item.unwrap_or_default()))
-    }
-
     /// Moves an open circuit past `open_until`, or a half-open one whose probe lapsed, to
-    /// half-open with a fresh lease. Of concurrent callers only one write applies.
-    async fn take_probe(&self, endpoint: &str, now: SystemTime) -> Result<Written> {
-        let request = self
-            .update(endpoint, now)
-            .update_expression(
-                "SET #state = :half_open, probe_until = :until, #exp = :exp REMOVE open_until",
-            )
-            .condition_expression(
-                "(#state = :open AND open_until <= :now) OR (#state = :half_open AND probe_until <= :now)",
-            )
-            .expression_attribute_values(":open", s(OPEN))
-            .expression_attribute_values(":half_open", s(HALF_OPEN))
-            .expression_attribute_values(":now", n(epoch_millis(now)))
-            .expression_attribute_values(":until", n(after(now, self.policy.probe_lease)));
-        self.apply(request, "take the circuit probe").await
+    /// half-open with a fresh lease. Of concurrent callers only one change applies.
+    async fn take_probe(&self, endpoint: &str, now: SystemTime) -> Result<Changed> {
+        let change = CircuitChange::TakeProbe {
+            now: epoch_millis(now),
+            probe_until: after(now, self.policy.probe_lease),
+        };
+        self.store.change(endpoint, change, now).await
     }
 
     /// Closes the circuit on the probe's success, reopens it on its failure. Conditional on still
@@ -243,74 +211,42 @@ impl CircuitBreaker {
         success: bool,
         now: SystemTime,
     ) -> Result<()> {
-        let request = self
-            .update(endpoint, now)
-            .condition_expression("#state = :half_open AND probe_until = :lease")
-            .expression_attribute_values(":half_open", s(HALF_OPEN))
-            .expression_attribute_values(":lease", n(lease));
-        let request = if success {
-            request
-                .update_expression(
-                    "SET #state = :closed, window_start = :now, request_count = :zero, \
-                     failure_count = :zero, #exp = :exp REMOVE open_until, probe_until",
-                )
-                .expression_attribute_values(":closed", s(CLOSED))
-                .expression_attribute_values(":now", n(epoch_millis(now)))
-                .expression_attribute_values(":zero", n(0))
-        } else {
-            request
-                .update_expression(
-                    "SET #state = :open, open_until = :until, #exp = :exp REMOVE probe_until",
-                )
-                .expression_attribute_values(":open", s(OPEN))
-                .expression_attribute_values(":until", n(after(now, self.policy.open_for)))
+        let change = CircuitChange::SettleProbe {
+            lease,
+            success,
+            now: epoch_millis(now),
+            open_until: after(now, self.policy.open_for),
         };
-        self.apply(request, "settle the circuit probe").await?;
+        self.store.change(endpoint, change, now).await?;
         Ok(())
     }
 
     /// Counts an outcome into the current window of a closed circuit (starting a window when
     /// there is none or it is stale), then opens the circuit if a failure tipped the window.
     async fn count(&self, endpoint: &str, success: bool, now: SystemTime) -> Result<()> {
-        let failed = u64::from(!success);
+        let failed = !success;
         let floor = epoch_millis(now).saturating_sub(millis(self.policy.window));
         for _ in 0..ATTEMPTS {
-            let add = self
-                .update(endpoint, now)
-                .update_expression("ADD request_count :one, failure_count :failed SET #exp = :exp")
-                .condition_expression("#state = :closed AND window_start > :floor")
-                .expression_attribute_values(":closed", s(CLOSED))
-                .expression_attribute_values(":floor", n(floor))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":failed", n(failed));
-            let counted = match self.apply(add, "count the delivery").await? {
-                Written::Applied(item) => item,
+            let count = CircuitChange::Count { failed, floor };
+            let counted = match self.store.change(endpoint, count, now).await? {
+                Changed::Applied(record) => record,
                 // Closed (or no record) but the window is stale: start one with this outcome.
-                Written::Lost(current) if State::of(&current) == State::Closed => {
-                    let start = self
-                        .update(endpoint, now)
-                        .update_expression(
-                            "SET #state = :closed, window_start = :now, request_count = :one, \
-                             failure_count = :failed, #exp = :exp",
-                        )
-                        .condition_expression(
-                            "attribute_not_exists(#state) OR (#state = :closed AND window_start <= :floor)",
-                        )
-                        .expression_attribute_values(":closed", s(CLOSED))
-                        .expression_attribute_values(":floor", n(floor))
-                        .expression_attribute_values(":now", n(epoch_millis(now)))
-                        .expression_attribute_values(":one", n(1))
-                        .expression_attribute_values(":failed", n(failed));
-                    match self.apply(start, "start a circuit window").await? {
-                        Written::Applied(item) => item,
+                Changed::Lost(current) if State::of(&current) == State::Closed => {
+                    let start = CircuitChange::StartWindow {
+                        failed,
+                        floor,
+                        now: epoch_millis(now),
+                    };
+                    match self.store.change(endpoint, start, now).await? {
+                        Changed::Applied(record) => record,
                         // Another instance started it first: count into theirs.
-                        Written::Lost(_) => continue,
+                        Changed::Lost(_) => continue,
                     }
                 }
                 // Open or half-open: a late outcome of a delivery permitted before it opened.
-                Written::Lost(_) => return Ok(()),
+                Changed::Lost(_) => return Ok(()),
             };
-            if !success {
+            if failed {
                 self.open_if_tipped(endpoint, &counted, now).await?;
             }
             return Ok(());
@@ -324,74 +260,39 @@ impl CircuitBreaker {
 
     /// Opens the circuit when the window `counted` (as the count left it) is over the threshold,
     /// on condition that it is still closed in that same window.
-    async fn open_if_tipped(&self, endpoint: &str, counted: &Item, now: SystemTime) -> Result<()> {
-        let (requests, failures) = (
-            number(counted, "request_count"),
-            number(counted, "failure_count"),
-        );
-        if !tipped(&self.policy, requests, failures) {
+    async fn open_if_tipped(
+        &self,
+        endpoint: &str,
+        counted: &CircuitRecord,
+        now: SystemTime,
+    ) -> Result<()> {
+        if !tipped(&self.policy, counted.request_count, counted.failure_count) {
             return Ok(());
         }
-        let Some(window) = counted.get("window_start") else {
+        let Some(window_start) = counted.window_start else {
             return Ok(());
         };
-        let request = self
-            .update(endpoint, now)
-            .update_expression("SET #state = :open, open_until = :until, #exp = :exp")
-            .condition_expression("#state = :closed AND window_start = :window")
-            .expression_attribute_values(":closed", s(CLOSED))
-            .expression_attribute_values(":window", window.clone())
-            .expression_attribute_values(":open", s(OPEN))
-            .expression_attribute_values(":until", n(after(now, self.policy.open_for)));
+        let open = CircuitChange::Open {
+            window_start,
+            open_until: after(now, self.policy.open_for),
+        };
         // Lost: another instance opened it already, or a new window began.
-        self.apply(request, "open the circuit").await?;
+        self.store.change(endpoint, open, now).await?;
         Ok(())
-    }
-
-    /// An update of `endpoint`'s item that also renews its TTL; every expression built on it
-    /// uses `#state` and `#exp`.
-    fn update(&self, endpoint: &str, now: SystemTime) -> UpdateItemFluentBuilder {
-        self.ddb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&record_key(endpoint)))
-            .key("sk", s(SORT_KEY))
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#exp", EXPIRES_AT)
-            .expression_attribute_values(":exp", n(epoch_secs(now) + RECORD_TTL.as_secs()))
-    }
-
-    /// Sends a conditional update, telling a lost condition apart from a failure.
-    async fn apply(&self, request: UpdateItemFluentBuilder, what: &str) -> Result<Written> {
-        let result = request
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) => Ok(Written::Applied(out.attributes.unwrap_or_default())),
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(lost)) => {
-                    Ok(Written::Lost(lost.item.clone().unwrap_or_default()))
-                }
-                _ => Err(crate::aws::unavailable(what, e)),
-            },
-        }
     }
 }
 
 impl State {
-    /// Reads the state from an item; a missing item, or one in no known state, is closed, so a
-    /// damaged record lets deliveries through rather than holding them forever.
-    fn of(item: &Item) -> Self {
-        match table::text(item, "state") {
-            Some(OPEN) => Self::Open {
-                until: number(item, "open_until"),
+    /// The state a record stands for; a missing record is closed.
+    fn of(record: &CircuitRecord) -> Self {
+        match record.state {
+            Some(CircuitState::Open) => Self::Open {
+                until: record.open_until.unwrap_or_default(),
             },
-            Some(HALF_OPEN) => Self::HalfOpen {
-                until: number(item, "probe_until"),
+            Some(CircuitState::HalfOpen) => Self::HalfOpen {
+                until: record.probe_until.unwrap_or_default(),
             },
-            _ => Self::Closed,
+            Some(CircuitState::Closed) | None => Self::Closed,
         }
     }
 }
@@ -414,16 +315,6 @@ fn tipped(policy: &CircuitPolicy, requests: u64, failures: u64) -> bool {
     requests > 0
         && requests >= u64::from(policy.min_requests)
         && failures as f64 / requests as f64 >= policy.failure_ratio
-}
-
-/// The item's partition key.
-fn record_key(endpoint: &str) -> String {
-    format!("circuit#{endpoint}")
-}
-
-/// A number attribute, 0 when absent or malformed.
-fn number(item: &Item, name: &str) -> u64 {
-    table::number(item, name).unwrap_or_default()
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -489,30 +380,108 @@ mod tests {
         );
     }
 
-    #[test]
-    fn stored_state_is_read_back_and_unknown_state_counts_as_closed() {
-        let item = |pairs: &[(&str, aws_sdk_dynamodb::types::AttributeValue)]| -> Item {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect()
+    use crate::state::circuits::MemoryCircuits;
+
+    const ENDPOINT: &str = "crm";
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// Two instances sharing circuits in memory; a probe lease unlike `open_for`.
+    fn two_instances() -> (CircuitBreaker, CircuitBreaker) {
+        let store = Arc::new(MemoryCircuits::default());
+        let policy = CircuitPolicy {
+            probe_lease: 20 * SECOND,
+            ..policy()
         };
-        assert_eq!(State::of(&Item::new()), State::Closed);
-        assert_eq!(
-            State::of(&item(&[("state", s(OPEN)), ("open_until", n(42))])),
-            State::Open { until: 42 }
-        );
-        assert_eq!(
-            State::of(&item(&[("state", s(HALF_OPEN)), ("probe_until", n(7))])),
-            State::HalfOpen { until: 7 }
-        );
-        assert_eq!(State::of(&item(&[("state", s(CLOSED))])), State::Closed);
-        assert_eq!(State::of(&item(&[("state", s("garbled"))])), State::Closed);
+        (
+            CircuitBreaker::over(store.clone(), policy),
+            CircuitBreaker::over(store, policy),
+        )
     }
 
-    #[test]
-    fn records_are_keyed_per_endpoint() {
-        assert_eq!(record_key("crm"), "circuit#crm");
-        assert_ne!(record_key("a"), record_key("b"));
+    async fn deliver(breaker: &CircuitBreaker, success: bool, now: SystemTime) {
+        let permit = breaker.permit(ENDPOINT, now).await.unwrap();
+        assert_eq!(permit, Permit::Closed, "a delivery at {now:?}");
+        breaker
+            .record(ENDPOINT, &permit, success, now)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn failures_of_two_instances_open_it_and_both_defer() {
+        let (a, b) = two_instances();
+        let t0 = SystemTime::now();
+        for i in 0..9 {
+            deliver(if i % 2 == 0 { &a } else { &b }, false, t0).await;
+        }
+        assert_eq!(a.permit(ENDPOINT, t0).await.unwrap(), Permit::Closed);
+        deliver(&b, false, t0).await;
+        let open = Permit::Open {
+            retry_after: 30 * SECOND,
+        };
+        assert_eq!(a.permit(ENDPOINT, t0).await.unwrap(), open);
+        assert_eq!(b.permit(ENDPOINT, t0).await.unwrap(), open);
+    }
+
+    #[tokio::test]
+    async fn one_caller_probes_its_outcome_decides_and_a_lapsed_probe_is_taken_over() {
+        let (a, b) = two_instances();
+        let t0 = SystemTime::now();
+        for _ in 0..10 {
+            deliver(&a, false, t0).await;
+        }
+        let t1 = t0 + 30 * SECOND;
+        let probe = a.permit(ENDPOINT, t1).await.unwrap();
+        assert!(matches!(probe, Permit::Probe { .. }), "{probe:?}");
+        assert_eq!(
+            b.permit(ENDPOINT, t1).await.unwrap(),
+            Permit::Open {
+                retry_after: 20 * SECOND
+            },
+            "one probe at a time"
+        );
+        // The probe fails: open again for `open_for`.
+        a.record(ENDPOINT, &probe, false, t1).await.unwrap();
+        assert_eq!(
+            b.permit(ENDPOINT, t1).await.unwrap(),
+            Permit::Open {
+                retry_after: 30 * SECOND
+            }
+        );
+        // The next probe's holder crashes; after its lease another caller takes it over, and
+        // the first one's late outcome no longer counts.
+        let t2 = t1 + 30 * SECOND;
+        let crashed = a.permit(ENDPOINT, t2).await.unwrap();
+        let t3 = t2 + 20 * SECOND;
+        let taken = b.permit(ENDPOINT, t3).await.unwrap();
+        assert!(matches!(taken, Permit::Probe { .. }) && taken != crashed);
+        a.record(ENDPOINT, &crashed, true, t3).await.unwrap();
+        assert!(matches!(
+            a.permit(ENDPOINT, t3).await.unwrap(),
+            Permit::Open { .. }
+        ));
+        // The current probe succeeds: closed, with a fresh window.
+        b.record(ENDPOINT, &taken, true, t3).await.unwrap();
+        assert_eq!(a.permit(ENDPOINT, t3).await.unwrap(), Permit::Closed);
+        for _ in 0..9 {
+            deliver(&a, false, t3).await;
+        }
+        assert_eq!(a.permit(ENDPOINT, t3).await.unwrap(), Permit::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_new_window_forgets_the_old_failures() {
+        let (a, _) = two_instances();
+        let t0 = SystemTime::now();
+        for _ in 0..9 {
+            deliver(&a, false, t0).await;
+        }
+        let t1 = t0 + 61 * SECOND;
+        deliver(&a, false, t1).await;
+        assert_eq!(
+            a.permit(ENDPOINT, t1).await.unwrap(),
+            Permit::Closed,
+            "one failure in the new window"
+        );
     }
 }
