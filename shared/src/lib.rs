@@ -8,11 +8,9 @@
 //!   the event key, the EventBridge topics, the queue envelope and claim checks.
 //! - [`outbound`]: what goes out: the Twilio and Genesys Cloud clients, forwarding to downstream
 //!   services (SSRF policy, circuit breaker, signed envelopes), over one HTTP client.
-//! - [`state`]: the single DynamoDB table: every record kind listed in [`state::records`]; the
-//!   idempotency claims, the SMS ledger, the opt-outs and the conversation context each behind a
-//!   narrow trait with a DynamoDB and an in-memory store; the idempotency logic over them. (The
-//!   forwarding circuit and endpoint records are still written by `outbound::forward` and
-//!   `actions::forward` directly.)
+//! - [`state`]: the single DynamoDB table: every record kind listed in [`state::records`], each
+//!   behind a narrow trait with a DynamoDB and an in-memory store that keep the same conditional
+//!   semantics; the idempotency logic over the claims.
 //! - [`actions`]: the idempotent units the processor runs (the SMS on wrap-up, the delivery
 //!   status write-back, forwarding) and what they share.
 //! - [`rules`]: which events trigger which actions, parsed from the `RULES` JSON.

@@ -5,13 +5,13 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use base64::Engine;
-use genesys_relay::actions::forward::recent_attempts;
 use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig, ReceiverConfig};
 use genesys_relay::dead_letter;
 use genesys_relay::inbound::event::EventKey;
 use genesys_relay::inbound::queue::{Envelope, QueueSender, Source};
 use genesys_relay::outbound::forward::circuit::CircuitPolicy;
 use genesys_relay::outbound::forward::envelope::{self, Delivery, EncryptionKey};
+use genesys_relay::state::endpoints::{DynamoEndpoints, EndpointRecords};
 use lambda_runtime::{Context, LambdaEvent};
 use processor::forwarding;
 use processor::{handle, Deps};
@@ -224,7 +224,8 @@ async fn with_two_endpoints_one_failing_the_healthy_one_receives_exactly_once() 
     assert_eq!(stack.downstream.received("/good").len(), 1);
     assert_eq!(stack.downstream.received("/bad").len(), 2);
 
-    let attempts = recent_attempts(&stack.aws.dynamodb(), "state", "bad", 10)
+    let attempts = DynamoEndpoints::new(stack.aws.dynamodb(), "state")
+        .recent_attempts("bad", 10)
         .await
         .unwrap();
     let outcomes: Vec<_> = attempts
@@ -689,7 +690,8 @@ async fn a_slow_endpoint_is_cut_off_before_the_deadline_and_its_delivery_queued_
         "the retry waits on the queue for its schedule"
     );
     assert!(stack.aws.messages(&stack.dlq_url).await.is_empty());
-    let attempts = recent_attempts(&stack.aws.dynamodb(), "state", "slow", 10)
+    let attempts = DynamoEndpoints::new(stack.aws.dynamodb(), "state")
+        .recent_attempts("slow", 10)
         .await
         .unwrap();
     let outcomes: Vec<_> = attempts
@@ -720,7 +722,8 @@ async fn with_no_time_left_for_an_attempt_the_delivery_is_postponed_uncounted() 
         "no request that could only time out"
     );
     assert!(
-        recent_attempts(&stack.aws.dynamodb(), "state", "late", 10)
+        DynamoEndpoints::new(stack.aws.dynamodb(), "state")
+            .recent_attempts("late", 10)
             .await
             .unwrap()
             .is_empty(),

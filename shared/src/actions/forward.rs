@@ -34,7 +34,7 @@ use crate::outbound::forward::envelope::{self, Delivery, EncryptionKey, RawEvent
 use crate::outbound::forward::ssrf::{guarded_client, EgressPolicy, GuardedResolver, SsrfError};
 use crate::rules::{Endpoint, EndpointAuth, Forward};
 use crate::secrets::{self, CachedSecret};
-use crate::state::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
+use crate::state::endpoints::{Attempt, DynamoEndpoints, EndpointRecords};
 use crate::telemetry;
 
 /// Action name prefix; the endpoint's name follows (`forward:crm`).
@@ -55,9 +55,6 @@ pub const SCHEDULE: &[Duration] = &[
 
 /// The longest any delivery waits (what SQS visibility allows).
 pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
-
-/// How long audit records of attempts are kept.
-pub const AUDIT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The shortest attempt worth making: with less time left before the job's deadline, no request
 /// is sent (it could only time out) and the delivery is postponed without counting an attempt.
@@ -131,8 +128,7 @@ pub struct Forwarder {
     http: reqwest::Client,
     policy: Arc<EgressPolicy>,
     circuit: CircuitBreaker,
-    ddb: aws_sdk_dynamodb::Client,
-    table: String,
+    records: Arc<dyn EndpointRecords>,
 }
 
 /// The parsed `user:password` or token of an endpoint's credentials.
@@ -158,6 +154,7 @@ impl Forwarder {
         let ddb = aws_sdk_dynamodb::Client::new(aws);
         let table = config.table_name.clone();
         let circuit = CircuitBreaker::new(ddb.clone(), table.clone(), config.circuit);
+        let records = Arc::new(DynamoEndpoints::new(ddb, table));
         let secrets_client = aws_sdk_secretsmanager::Client::new(aws);
         let secrets_policy = config.secrets;
         let cache = |arn: &str| (secrets_client.clone(), arn.to_owned(), secrets_policy);
@@ -215,8 +212,7 @@ impl Forwarder {
             http,
             policy,
             circuit,
-            ddb,
-            table,
+            records,
         })
     }
 
@@ -424,32 +420,13 @@ impl Forwarder {
         let now = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default();
-        self.ddb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&format!("endpoint#{name}")))
-            .item("sk", s("disabled"))
-            .item("since", s(&now))
-            .send()
-            .await
-            .map_err(|e| crate::aws::unavailable("disable the endpoint", e))?;
+        self.records.disable(name, &now).await?;
         tracing::error!(endpoint = name, "endpoint answered 410 Gone; disabled");
         Ok(())
     }
 
     async fn disabled_since(&self, name: &str) -> Result<Option<String>> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(&format!("endpoint#{name}")))
-            .key("sk", s("disabled"))
-            .send()
-            .await
-            .map_err(|e| crate::aws::unavailable("read the endpoint state", e))?;
-        Ok(out
-            .item
-            .map(|item| table::text(&item, "since").unwrap_or_default().to_owned()))
+        self.records.disabled_since(name).await
     }
 
     async fn audit(
@@ -460,88 +437,23 @@ impl Forwarder {
         latency: Duration,
         outcome: &str,
     ) -> Result<()> {
-        let now = SystemTime::now();
-        self.ddb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&format!("attempts#{name}")))
-            .item(
-                "sk",
-                s(&format!(
-                    "{:013}#{}#{}",
-                    epoch_millis(now),
-                    delivery.delivery_id,
-                    delivery.attempt
-                )),
-            )
-            .item("delivery_id", s(&delivery.delivery_id))
-            .item("event_key", s(&delivery.event_key))
-            .item("attempt", n(delivery.attempt.into()))
-            .item("status", s(status.unwrap_or("none")))
-            .item("latency_ms", n(latency.as_millis() as u64))
-            .item("outcome", s(outcome))
-            .item(EXPIRES_AT, n(epoch_secs(now) + AUDIT_TTL.as_secs()))
-            .send()
+        let attempt = Attempt {
+            delivery_id: delivery.delivery_id.clone(),
+            event_key: delivery.event_key.clone(),
+            attempt: delivery.attempt,
+            status: status.unwrap_or("none").to_owned(),
+            outcome: outcome.to_owned(),
+            latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+        };
+        self.records
+            .record_attempt(name, &attempt, SystemTime::now())
             .await
-            .map_err(|e| crate::aws::unavailable("record the attempt", e))?;
-        Ok(())
     }
 }
 
 /// How long until `deadline`; zero once it has passed.
 fn time_left(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
-}
-
-/// One audited attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    /// The delivery.
-    pub delivery_id: String,
-    /// Which attempt.
-    pub attempt: u32,
-    /// The HTTP status, or `none` when there was no answer.
-    pub status: String,
-    /// `delivered`, `retry` or `failed`.
-    pub outcome: String,
-    /// How long the request took.
-    pub latency_ms: u64,
-}
-
-/// The most recent attempts to an endpoint, newest first (what `relay` shows operators).
-pub async fn recent_attempts(
-    ddb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    endpoint: &str,
-    limit: i32,
-) -> Result<Vec<Attempt>> {
-    let out = ddb
-        .query()
-        .table_name(table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", s(&format!("attempts#{endpoint}")))
-        .scan_index_forward(false)
-        .limit(limit)
-        .send()
-        .await
-        .map_err(|e| crate::aws::unavailable("read the attempts", e))?;
-    Ok(out
-        .items
-        .unwrap_or_default()
-        .iter()
-        .map(attempt_of)
-        .collect())
-}
-
-fn attempt_of(item: &Item) -> Attempt {
-    let text = |name: &str| table::text(item, name).unwrap_or_default().to_owned();
-    Attempt {
-        delivery_id: text("delivery_id"),
-        attempt: table::number(item, "attempt").unwrap_or_default(),
-        status: text("status"),
-        outcome: text("outcome"),
-        latency_ms: table::number(item, "latency_ms").unwrap_or_default(),
-    }
 }
 
 #[cfg(test)]

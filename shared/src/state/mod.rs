@@ -9,6 +9,7 @@
 pub mod circuits;
 pub mod claims;
 pub mod conversations;
+pub mod endpoints;
 pub mod idempotency;
 pub mod opt_outs;
 pub mod records;
