@@ -23,6 +23,7 @@ use genesys_relay::actions::delivery_status::{self, StatusChecks};
 use genesys_relay::actions::ActionDeps;
 use genesys_relay::clock::Clock;
 use genesys_relay::config::ProcessorConfig;
+use genesys_relay::state::claims::DynamoClaims;
 use genesys_relay::state::conversations::{Conversations, DynamoConversations};
 use genesys_relay::state::idempotency::{lease_until, Idempotency};
 use genesys_relay::{dead_letter, telemetry, Error};
@@ -58,7 +59,13 @@ impl Deps {
         Ok(Self {
             sqs: aws_sdk_sqs::Client::new(aws),
             s3: genesys_relay::aws::s3_client(aws),
-            idempotency: Idempotency::for_actions(ddb.clone(), &config.actions),
+            idempotency: Idempotency::for_actions(
+                Arc::new(DynamoClaims::new(
+                    ddb.clone(),
+                    config.actions.table_name.clone(),
+                )),
+                &config.actions,
+            ),
             conversations: Arc::new(DynamoConversations::new(
                 ddb,
                 config.actions.table_name.clone(),

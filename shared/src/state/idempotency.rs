@@ -93,8 +93,8 @@ impl Idempotency {
     /// Records for the actions as configured: the general window, and the SMS's own, which
     /// outlives every path back into the pipeline; forwarding deliveries keep it too, so a replay
     /// weeks later delivers nothing an endpoint already has.
-    pub fn for_actions(ddb: aws_sdk_dynamodb::Client, config: &ActionsConfig) -> Self {
-        Self::new(ddb, config.table_name.clone(), config.idempotency_window)
+    pub fn for_actions(store: Arc<dyn ClaimStore>, config: &ActionsConfig) -> Self {
+        Self::over(store, config.idempotency_window)
             .with_window(crate::actions::sms_on_wrapup::NAME, config.sms_window)
             .with_window(crate::actions::forward::NAME_PREFIX, config.sms_window)
     }

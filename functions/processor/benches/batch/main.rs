@@ -1,6 +1,6 @@
 //! How long the processor takes for one wrap-up record, and for a batch of ten, when every call to
-//! Twilio takes 50 ms: once with DynamoDB on the local AWS (moto server), once with DynamoDB on an
-//! in-memory stand-in that serves requests concurrently, each after 5 ms.
+//! Twilio takes 50 ms: once with its state in DynamoDB on the local AWS (moto server), once in the
+//! relay's in-memory stores, each call answered after 5 ms.
 //!
 //! The stack is the one the processor tests build (`tests/tests/processor.rs`): a local AWS
 //! (moto server) for DynamoDB and Secrets Manager, and the local Twilio and Genesys Cloud, here
@@ -12,8 +12,8 @@
 //! moto works through DynamoDB calls about one after the other, so the batch figure against it
 //! mostly measures moto. The target (a batch at most 1.5x one record, which only concurrent
 //! processing can meet: ten sequential sends would take ten times 50 ms) is judged on the run
-//! against the stand-in (`dynamodb.rs`), which, like DynamoDB, serves concurrent requests in
-//! parallel. Its 5 ms per request is an assumption (DynamoDB's usual single-digit milliseconds in
+//! against the in-memory stores (`memory.rs`), which, like DynamoDB, answer concurrent calls in
+//! parallel. Their 5 ms per call is an assumption (DynamoDB's usual single-digit milliseconds in
 //! the region), not measured against AWS. The moto figures are printed beside it.
 //!
 //! Per backend, one warm-up round (secrets, connections) is not counted; a repeat of a processed
@@ -22,11 +22,11 @@
 //! It then runs the same rounds with no added Twilio and Genesys latency, to show what DynamoDB and
 //! the CPU cost on their own. For each batch it also reads (on Linux, from `/proc`) the CPU time
 //! used by the moto server and by this process (the processor, the AWS SDK, the local Twilio and
-//! Genesys, and the stand-in).
+//! Genesys, and the in-memory stores).
 //!
 //! Every connection stays on 127.0.0.1. Run: `cargo bench -p processor --bench batch`.
 
-mod dynamodb;
+mod memory;
 
 use std::time::{Duration, Instant};
 
@@ -36,20 +36,21 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use genesys_relay::config::{Env, ProcessorConfig};
 use genesys_relay::inbound::event::EventKey;
 use genesys_relay::inbound::queue::{self, Envelope, Payload, Source};
+use genesys_relay::state::idempotency::Idempotency;
 use lambda_runtime::{Context, LambdaEvent};
 use processor::{handle, Deps};
 use relay_tests::fakes::genesys::FakeGenesys;
 use relay_tests::fakes::twilio::FakeTwilio;
-use relay_tests::providers::{http_client, Providers, TABLE};
+use relay_tests::providers::{http_client, Providers};
 use relay_tests::{lambda_record, LocalAws};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use dynamodb::{Counts, DynamoStandIn};
+use memory::{Counts, MemoryState};
 
 /// What every answer of the local Twilio and Genesys waits.
 const LATENCY: Duration = Duration::from_millis(50);
-/// What every answer of the DynamoDB stand-in waits: assumed, DynamoDB's usual in-region latency.
+/// What every call to the in-memory stores waits: assumed, DynamoDB's usual in-region latency.
 const DYNAMODB_LATENCY: Duration = Duration::from_millis(5);
 /// Records in a batch (the SQS event source mapping's default batch size).
 const BATCH: usize = 10;
@@ -60,32 +61,32 @@ const TARGET_RATIO: f64 = 1.5;
 const STATUS_URL: &str = "https://relay.example.com/webhooks/twilio/status";
 const RULES: &str = r#"{"smsOnWrapup": {"templates": {"ININ-OUTBOUND-NO-ANSWER": "Sorry we missed you, {{contact.firstName}}."}, "from": "+15005550006"}}"#;
 
-/// Where the processor's DynamoDB calls go.
+/// Where the processor's state is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Moto,
-    StandIn,
+    Memory,
 }
 
 impl Backend {
     fn label(self) -> &'static str {
         match self {
             Self::Moto => "DynamoDB on moto",
-            Self::StandIn => "DynamoDB stand-in",
+            Self::Memory => "in-memory stores",
         }
     }
 
-    /// The DynamoDB requests the stand-in must have answered for `records` records that each
-    /// sent their SMS: the idempotency claim and the SMS ledger write (PutItem), the opt-out check
-    /// (GetItem) and the idempotency completion (UpdateItem). None when the processor uses moto.
-    fn stand_in_calls(self, records: usize) -> Counts {
+    /// The store calls the in-memory stores must have answered for `records` records that each
+    /// sent their SMS: the idempotency claim and its completion, the opt-out check and the SMS
+    /// ledger write. None when the processor uses moto.
+    fn memory_calls(self, records: usize) -> Counts {
         match self {
             Self::Moto => Counts::default(),
-            Self::StandIn => Counts {
-                put_item: 2 * records,
-                get_item: records,
-                update_item: records,
-                ..Counts::default()
+            Self::Memory => Counts {
+                claims: records,
+                settled: records,
+                ledger: records,
+                opt_outs: records,
             },
         }
     }
@@ -98,9 +99,9 @@ struct Stack {
     genesys: FakeGenesys,
     /// The processor with every AWS call going to moto.
     on_moto: Deps,
-    /// The processor with its DynamoDB calls going to the stand-in (the rest relayed to moto).
-    on_stand_in: Deps,
-    stand_in: DynamoStandIn,
+    /// The processor with its state in memory (the other AWS calls going to moto).
+    in_memory: Deps,
+    memory: MemoryState,
     /// Conversations handed out so far, so every record has a fresh event key.
     conversations: usize,
 }
@@ -120,9 +121,11 @@ impl Stack {
         ]);
         let config = ProcessorConfig::from_env(&Env::from_fn(|k| env.get(k).cloned()))?;
         let on_moto = Deps::new(config.clone(), &aws.sdk, http_client()).await?;
-        let stand_in = DynamoStandIn::start(TABLE, DYNAMODB_LATENCY, &aws.endpoint).await?;
-        let stand_in_sdk = genesys_relay::aws::local(stand_in.base_url()).await;
-        let on_stand_in = Deps::new(config, &stand_in_sdk, http_client()).await?;
+        let memory = MemoryState::new(DYNAMODB_LATENCY);
+        let mut in_memory = Deps::new(config.clone(), &aws.sdk, http_client()).await?;
+        in_memory.idempotency = Idempotency::for_actions(memory.claims.clone(), &config.actions);
+        in_memory.actions.sms = memory.ledger.clone();
+        in_memory.actions.opt_outs = memory.opt_outs.clone();
         let Providers {
             twilio, genesys, ..
         } = providers;
@@ -131,8 +134,8 @@ impl Stack {
             twilio,
             genesys,
             on_moto,
-            on_stand_in,
-            stand_in,
+            in_memory,
+            memory,
             conversations: 0,
         })
     }
@@ -159,19 +162,19 @@ impl Stack {
     /// every record succeeded and sent its SMS, so a figure always stands for the full work.
     async fn time(&self, backend: Backend, event: SqsEvent) -> anyhow::Result<Duration> {
         let count = event.records.len();
-        self.process(backend, event, count, backend.stand_in_calls(count))
+        self.process(backend, event, count, backend.memory_calls(count))
             .await
     }
 
     /// Runs the last record again: its idempotency record is complete, so it must send nothing.
-    /// On the stand-in that takes one conditional put, refused with the stored record returned.
+    /// In memory that takes one claim, which finds the completed record.
     async fn check_repeat(&self, backend: Backend) -> anyhow::Result<()> {
         let mut event = SqsEvent::default();
         event.records = vec![wrapup_record(self.conversations)?];
         let calls = match backend {
             Backend::Moto => Counts::default(),
-            Backend::StandIn => Counts {
-                condition_failed: 1,
+            Backend::Memory => Counts {
+                claims: 1,
                 ..Counts::default()
             },
         };
@@ -182,7 +185,7 @@ impl Stack {
     }
 
     /// Runs `event`, checks that every record succeeded, that `sms` messages were sent and that
-    /// the stand-in answered exactly `calls`, and returns how long the processor took.
+    /// the in-memory stores answered exactly `calls`, and returns how long the processor took.
     async fn process(
         &self,
         backend: Backend,
@@ -192,21 +195,16 @@ impl Stack {
     ) -> anyhow::Result<Duration> {
         let deps = match backend {
             Backend::Moto => &self.on_moto,
-            Backend::StandIn => &self.on_stand_in,
+            Backend::Memory => &self.in_memory,
         };
         let sent_before = self.twilio.messages().len();
-        let served_before = self.stand_in.counts();
+        let served_before = self.memory.counts();
         let start = Instant::now();
         let response = handle(LambdaEvent::new(event, Context::default()), deps)
             .await
             .map_err(|e| anyhow!("the handler failed: {e}"))?;
         let elapsed = start.elapsed();
-        let served = self.stand_in.counts().since(served_before);
-        ensure!(
-            served.refused == 0,
-            "the DynamoDB stand-in refused requests: {:?}",
-            self.stand_in.refusals()
-        );
+        let served = self.memory.counts().since(served_before);
         ensure!(
             response.batch_item_failures.is_empty(),
             "records failed on {}: {:?}",
@@ -217,7 +215,7 @@ impl Stack {
         ensure!(sent == sms, "{sent} SMS sent, expected {sms}");
         ensure!(
             served == calls,
-            "the DynamoDB stand-in answered {served:?}, expected {calls:?}"
+            "the in-memory stores answered {served:?}, expected {calls:?}"
         );
         Ok(elapsed)
     }
@@ -388,16 +386,16 @@ async fn run(rounds: usize) -> anyhow::Result<()> {
     println!("processor: load average before the run: {}", load_average());
     let mut stack = Stack::start().await?;
     println!(
-        "processor: stack up in {:.1} s (moto, DynamoDB stand-in, local Twilio and Genesys)",
+        "processor: stack up in {:.1} s (moto, in-memory stores, local Twilio and Genesys)",
         started.elapsed().as_secs_f64()
     );
     let assumed = DYNAMODB_LATENCY.as_millis();
     println!(
-        "processor: the DynamoDB stand-in keeps the table in memory in this process, serves requests concurrently and answers each after {assumed} ms, an assumed figure for DynamoDB in the same region, not measured against AWS; other AWS calls (Secrets Manager) go on to moto"
+        "processor: the in-memory stores (the relay's own, its logic's test stores) answer concurrent calls in parallel, each after {assumed} ms, an assumed figure for DynamoDB in the same region, not measured against AWS; other AWS calls (Secrets Manager, SQS) go to moto"
     );
 
     let (moto, moto_bare) = measure_backend(&mut stack, Backend::Moto, rounds).await?;
-    let (stand_in, stand_in_bare) = measure_backend(&mut stack, Backend::StandIn, rounds).await?;
+    let (in_memory, in_memory_bare) = measure_backend(&mut stack, Backend::Memory, rounds).await?;
 
     println!(
         "processor: DynamoDB on moto, no added latency (moto and CPU only): one record {:.0} ms, batch of {BATCH} {:.0} ms{}",
@@ -406,32 +404,32 @@ async fn run(rounds: usize) -> anyhow::Result<()> {
         moto_bare.cpu_note()
     );
     println!(
-        "processor: DynamoDB stand-in, no added latency ({assumed} ms per DynamoDB call and CPU only): one record {:.0} ms, batch of {BATCH} {:.0} ms{}",
-        millis(stand_in_bare.one),
-        millis(stand_in_bare.batch),
-        stand_in_bare.cpu_note()
+        "processor: in-memory stores, no added latency ({assumed} ms per store call and CPU only): one record {:.0} ms, batch of {BATCH} {:.0} ms{}",
+        millis(in_memory_bare.one),
+        millis(in_memory_bare.batch),
+        in_memory_bare.cpu_note()
     );
     let moto_ratio = moto.ratio();
     println!(
-        "processor: DynamoDB on moto: one record {:.0} ms, batch of {BATCH} {:.0} ms, ratio {moto_ratio:.2} ({} {TARGET_RATIO}, but the target is judged on the stand-in line: moto serves DynamoDB calls about one at a time; {}; medians of {rounds} rounds{})",
+        "processor: DynamoDB on moto: one record {:.0} ms, batch of {BATCH} {:.0} ms, ratio {moto_ratio:.2} ({} {TARGET_RATIO}, but the target is judged on the in-memory line: moto serves DynamoDB calls about one at a time; {}; medians of {rounds} rounds{})",
         millis(moto.one),
         millis(moto.batch),
         if moto_ratio <= TARGET_RATIO { "within" } else { "above" },
         latency_label(),
         moto.cpu_note()
     );
-    let ratio = stand_in.ratio();
+    let ratio = in_memory.ratio();
     let verdict = if ratio <= TARGET_RATIO {
         "met"
     } else {
         "NOT met"
     };
     println!(
-        "processor: DynamoDB stand-in: one record {:.0} ms, batch of {BATCH} {:.0} ms, ratio {ratio:.2} (target <= {TARGET_RATIO}: {verdict}, judged on this line; {}, {assumed} ms per DynamoDB call (assumed); medians of {rounds} rounds{})",
-        millis(stand_in.one),
-        millis(stand_in.batch),
+        "processor: in-memory stores: one record {:.0} ms, batch of {BATCH} {:.0} ms, ratio {ratio:.2} (target <= {TARGET_RATIO}: {verdict}, judged on this line; {}, {assumed} ms per store call (assumed); medians of {rounds} rounds{})",
+        millis(in_memory.one),
+        millis(in_memory.batch),
         latency_label(),
-        stand_in.cpu_note()
+        in_memory.cpu_note()
     );
     println!(
         "processor: done in {:.1} s; load average after the run: {}",
