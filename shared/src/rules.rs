@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::outbound::twilio::Sender;
+
 /// Where the customer's number is looked for, in order, unless `numberPointers` says otherwise:
 /// the `.outbound` event's `addressTo` / `dnis` (EventBridge shape or flat), then a plain field.
 pub const DEFAULT_NUMBER_POINTERS: &[&str] = &[
@@ -196,19 +198,49 @@ pub fn type_matches(pattern: &str, event_type: &str) -> bool {
 
 /// The SMS-on-wrap-up rule.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "SmsOnWrapupFields")]
 pub struct SmsOnWrapup {
     /// Wrap-up code (dialer `ININ-OUTBOUND-*` or org-defined, as the event carries it) → template.
     pub templates: BTreeMap<String, String>,
     /// JSON pointers tried in order for the customer's number.
-    #[serde(default = "default_number_pointers")]
     pub number_pointers: Vec<String>,
-    /// Sender number (E.164); exclusive with `messaging_service_sid`.
+    /// Who the SMS comes from: the rule's `from` number or its `messagingServiceSid`.
+    pub sender: Sender,
+}
+
+/// The rule as written: exactly one of `from` and `messagingServiceSid` names the sender.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SmsOnWrapupFields {
+    templates: BTreeMap<String, String>,
+    #[serde(default = "default_number_pointers")]
+    number_pointers: Vec<String>,
     #[serde(default)]
-    pub from: Option<String>,
-    /// Twilio Messaging Service (`MG...`); exclusive with `from`.
+    from: Option<String>,
     #[serde(default)]
-    pub messaging_service_sid: Option<String>,
+    messaging_service_sid: Option<String>,
+}
+
+impl TryFrom<SmsOnWrapupFields> for SmsOnWrapup {
+    type Error = String;
+
+    fn try_from(fields: SmsOnWrapupFields) -> Result<Self, String> {
+        let sender = match (fields.from, fields.messaging_service_sid) {
+            (Some(from), None) => Sender::From(from),
+            (None, Some(service)) => Sender::MessagingService(service),
+            _ => {
+                return Err("smsOnWrapup needs exactly one of from and messagingServiceSid".into())
+            }
+        };
+        if let Some(problem) = sender.problem() {
+            return Err(format!("smsOnWrapup: {problem}"));
+        }
+        Ok(Self {
+            templates: fields.templates,
+            number_pointers: fields.number_pointers,
+            sender,
+        })
+    }
 }
 
 /// The delivery-status rule.
@@ -287,14 +319,11 @@ impl SmsOnWrapup {
                 }
             }
         }
-        if let Some(bad) = self.number_pointers.iter().find(|p| !p.starts_with('/')) {
-            return Err(format!(
+        match self.number_pointers.iter().find(|p| !p.starts_with('/')) {
+            Some(bad) => Err(format!(
                 "smsOnWrapup.numberPointers holds {bad:?}, which is not a JSON pointer"
-            ));
-        }
-        match (&self.from, &self.messaging_service_sid) {
-            (Some(_), None) | (None, Some(_)) => Ok(()),
-            _ => Err("smsOnWrapup needs exactly one of from and messagingServiceSid".into()),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -512,6 +541,14 @@ mod tests {
             (
                 r#"{"smsOnWrapup": {"templates": {"X": "hi"}, "from": "+1", "numberPointers": ["dnis"]}}"#,
                 "JSON pointer",
+            ),
+            (
+                r#"{"smsOnWrapup": {"templates": {"X": "hi"}, "messagingServiceSid": "MG1"}}"#,
+                "Messaging Service SID",
+            ),
+            (
+                r#"{"smsOnWrapup": {"templates": {"X": "hi"}, "from": " "}}"#,
+                "`From` is empty",
             ),
             (r#"{"smsOnWrapups": {}}"#, "unknown field"),
         ] {

@@ -9,6 +9,7 @@ use genesys_relay::actions::sms_on_wrapup::{self, wrapup_code_of, WrapupContext}
 use genesys_relay::actions::{claim_content, run_once, Outcome};
 use genesys_relay::inbound::event::EventKey;
 use genesys_relay::inbound::queue::{self, Envelope, Payload, Source};
+use genesys_relay::outbound::twilio::Sender;
 use genesys_relay::{telemetry, Error, Result};
 use sha2::{Digest, Sha256};
 
@@ -176,10 +177,9 @@ fn sent_by_relay(data: &serde_json::Map<String, serde_json::Value>, deps: &Deps)
         return false;
     };
     let field = |name: &str| data.get(name).and_then(serde_json::Value::as_str);
-    match (&rule.messaging_service_sid, &rule.from) {
-        (Some(service), _) => field("messagingServiceSid") == Some(service.as_str()),
-        (None, Some(from)) => field("from") == Some(from.as_str()),
-        (None, None) => false,
+    match &rule.sender {
+        Sender::MessagingService(service) => field("messagingServiceSid") == Some(service.as_str()),
+        Sender::From(from) => field("from") == Some(from.as_str()),
     }
 }
 

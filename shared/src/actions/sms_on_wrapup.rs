@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::{status_attributes, ActionDeps, Outcome};
 use crate::error::{Error, Result};
 use crate::inbound::event::{conversation_id, EventKey};
-use crate::outbound::twilio::{status_rank, OutboundSms, Sender};
+use crate::outbound::twilio::{status_rank, OutboundSms};
 use crate::rules::{needs_contact, render, SmsOnWrapup, TemplateValues};
 use crate::state::conversations::ContactRef;
 use crate::state::sms::SmsRecord;
@@ -166,14 +166,9 @@ pub async fn run(
             context.wrapup_code, context.conversation_id
         ))
     })?;
-    let sender = match (&rule.messaging_service_sid, &rule.from) {
-        (Some(service), _) => Sender::MessagingService(service.clone()),
-        (None, Some(from)) => Sender::From(from.clone()),
-        (None, None) => return Err(Error::permanent("smsOnWrapup has no sender")),
-    };
     let sms = OutboundSms {
         to: context.customer_number.clone(),
-        sender,
+        sender: rule.sender.clone(),
         body,
         status_callback: deps.status_callback_url.clone(),
     };
