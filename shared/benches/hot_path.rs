@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use genesys_relay::inbound::auth::{HmacHeader, Keys, Scheme, SignedRequest};
 use genesys_relay::inbound::event::{self, EventKeyRule};
-use genesys_relay::inbound::queue::{self, Envelope, Payload, Source};
+use genesys_relay::inbound::queue::{self, Envelope, MediaType, Payload, Source};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
@@ -253,7 +253,7 @@ impl Receiver {
             event_key,
             source: Source::GenesysWebhook,
             received_at: OffsetDateTime::now_utc(),
-            content_type: "application/json".to_owned(),
+            content_type: MediaType::Json,
             correlation_id: event::correlation_id(&body).map(str::to_owned),
         };
         let (message, attributes) =

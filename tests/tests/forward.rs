@@ -8,7 +8,7 @@ use base64::Engine;
 use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig, ReceiverConfig};
 use genesys_relay::dead_letter;
 use genesys_relay::inbound::event::EventKey;
-use genesys_relay::inbound::queue::{Envelope, QueueSender, Source};
+use genesys_relay::inbound::queue::{Envelope, MediaType, QueueSender, Source};
 use genesys_relay::outbound::forward::circuit::CircuitPolicy;
 use genesys_relay::outbound::forward::envelope::{self, Delivery, EncryptionKey};
 use genesys_relay::state::endpoints::{DynamoEndpoints, EndpointRecords};
@@ -98,7 +98,7 @@ impl Stack {
             event_key: key.clone(),
             source: Source::GenesysWebhook,
             received_at: OffsetDateTime::now_utc(),
-            content_type: "application/json".into(),
+            content_type: MediaType::Json,
             correlation_id: None,
             group_id: conversation.into(),
         };

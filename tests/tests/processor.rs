@@ -8,7 +8,9 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use genesys_relay::config::{Env, ProcessorConfig};
 use genesys_relay::dead_letter;
 use genesys_relay::inbound::event::EventKey;
-use genesys_relay::inbound::queue::{self, attr, Envelope, Payload, QueueSender, Source};
+use genesys_relay::inbound::queue::{
+    self, attr, Envelope, MediaType, Payload, QueueSender, Source,
+};
 use lambda_runtime::{Context, LambdaEvent};
 use processor::{handle, Deps};
 use relay_tests::fakes::genesys::FakeGenesys;
@@ -76,12 +78,12 @@ fn wrapup_body(conversation: &str, number: &str) -> String {
     .to_string()
 }
 
-fn envelope(key: EventKey, source: Source, content_type: &str, group: &str) -> Envelope {
+fn envelope(key: EventKey, source: Source, content_type: MediaType, group: &str) -> Envelope {
     Envelope {
         event_key: key,
         source,
         received_at: OffsetDateTime::now_utc(),
-        content_type: content_type.into(),
+        content_type,
         correlation_id: None,
         group_id: group.into(),
     }
@@ -91,12 +93,7 @@ impl Stack {
     async fn enqueue_wrapup(&self, conversation: &str, number: &str) {
         let body = wrapup_body(conversation, number);
         let key = EventKey::from_parts(&[conversation, "acw"]);
-        let envelope = envelope(
-            key,
-            Source::GenesysWebhook,
-            "application/json",
-            conversation,
-        );
+        let envelope = envelope(key, Source::GenesysWebhook, MediaType::Json, conversation);
         self.sender.send(&envelope, body).await.expect("enqueue");
     }
 
@@ -107,7 +104,7 @@ impl Stack {
         let envelope = envelope(
             EventKey::from_parts(&[sid, status]),
             Source::TwilioStatus,
-            "application/x-www-form-urlencoded",
+            MediaType::Form,
             sid,
         );
         self.sender.send(&envelope, body).await.expect("enqueue");
@@ -351,7 +348,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_while_its_batch_succe
     let env = envelope(
         EventKey::from_parts(&["c9"]),
         Source::GenesysWebhook,
-        "application/json",
+        MediaType::Json,
         "c9",
     );
     stack.sender.send(&env, no_number).await.unwrap();
@@ -409,7 +406,7 @@ async fn on_a_fifo_queue_a_failed_record_defers_the_rest_of_its_group() {
         let env = envelope(
             EventKey::from_parts(&[id]),
             Source::GenesysWebhook,
-            "application/json",
+            MediaType::Json,
             group,
         );
         let (body, attributes) = queue::encode(&env, &Payload::Inline(body)).unwrap();
@@ -490,7 +487,7 @@ async fn a_claim_checked_payload_is_fetched_from_s3_and_processed() {
     let env = envelope(
         EventKey::from_parts(&["c1", "big"]),
         Source::GenesysWebhook,
-        "application/json",
+        MediaType::Json,
         "c1",
     );
     sender.send(&env, body.to_string()).await.unwrap();

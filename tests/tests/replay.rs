@@ -10,7 +10,7 @@ use genesys_relay::clock;
 use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig};
 use genesys_relay::dead_letter;
 use genesys_relay::inbound::event::EventKey;
-use genesys_relay::inbound::queue::{Envelope, QueueSender, Source};
+use genesys_relay::inbound::queue::{Envelope, MediaType, QueueSender, Source};
 use lambda_runtime::{Context, LambdaEvent};
 use processor::backoff;
 use relay_tests::fakes::downstream::Downstream;
@@ -85,7 +85,7 @@ impl Stack {
             event_key: EventKey::from_parts(&["c1", "acw"]),
             source: Source::GenesysWebhook,
             received_at: OffsetDateTime::now_utc(),
-            content_type: "application/json".into(),
+            content_type: MediaType::Json,
             correlation_id: None,
             group_id: "c1".into(),
         };

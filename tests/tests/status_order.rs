@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use genesys_relay::config::{Env, ProcessorConfig};
 use genesys_relay::inbound::event::EventKey;
-use genesys_relay::inbound::queue::{Envelope, QueueSender, Source};
+use genesys_relay::inbound::queue::{Envelope, MediaType, QueueSender, Source};
 use lambda_runtime::{Context, LambdaEvent};
 use processor::{handle, Deps};
 use relay_tests::fakes::genesys::FakeGenesys;
@@ -67,12 +67,12 @@ async fn stack() -> Stack {
     }
 }
 
-fn envelope(key: EventKey, source: Source, content_type: &str) -> Envelope {
+fn envelope(key: EventKey, source: Source, content_type: MediaType) -> Envelope {
     Envelope {
         event_key: key,
         source,
         received_at: OffsetDateTime::now_utc(),
-        content_type: content_type.into(),
+        content_type,
         correlation_id: None,
         group_id: CONVERSATION.into(),
     }
@@ -87,7 +87,7 @@ impl Stack {
         })
         .to_string();
         let key = EventKey::from_parts(&[CONVERSATION, "acw"]);
-        let envelope = envelope(key, Source::GenesysWebhook, "application/json");
+        let envelope = envelope(key, Source::GenesysWebhook, MediaType::Json);
         self.sender.send(&envelope, body).await.expect("enqueue");
         let batch = self.aws.receive_batch(&self.queue_url, 60).await;
         assert!(self.process(batch.records).await.is_empty());
@@ -106,7 +106,7 @@ impl Stack {
             let envelope = envelope(
                 EventKey::from_parts(&[sid, status]),
                 Source::TwilioStatus,
-                "application/x-www-form-urlencoded",
+                MediaType::Form,
             );
             self.sender.send(&envelope, body).await.expect("enqueue");
         }

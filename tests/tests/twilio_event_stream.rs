@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use genesys_relay::config::{Env, ProcessorConfig, ReceiverConfig};
 use genesys_relay::dead_letter;
 use genesys_relay::inbound::event::EventKey;
-use genesys_relay::inbound::queue::{attr, Envelope, QueueSender, Source};
+use genesys_relay::inbound::queue::{attr, Envelope, MediaType, QueueSender, Source};
 use genesys_relay::state::sms::SmsRecord;
 use lambda_http::Body;
 use lambda_runtime::{Context, LambdaEvent};
@@ -197,7 +197,7 @@ impl Stack {
             event_key: EventKey::from_parts(&[conversation, "acw"]),
             source: Source::GenesysWebhook,
             received_at: OffsetDateTime::now_utc(),
-            content_type: "application/json".into(),
+            content_type: MediaType::Json,
             correlation_id: None,
             group_id: conversation.into(),
         };

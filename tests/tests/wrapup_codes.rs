@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig};
 use genesys_relay::dead_letter;
 use genesys_relay::inbound::event::EventKey;
-use genesys_relay::inbound::queue::{Envelope, QueueSender, Source};
+use genesys_relay::inbound::queue::{Envelope, MediaType, QueueSender, Source};
 use lambda_runtime::{Context, LambdaEvent};
 use relay_tests::providers::{http_client, Providers};
 use relay_tests::{attribute, sample_event, LocalAws};
@@ -113,7 +113,7 @@ impl Setup {
             event_key: EventKey::from_parts(&[conversation, "acw"]),
             source: Source::GenesysWebhook,
             received_at: OffsetDateTime::now_utc(),
-            content_type: "application/json".into(),
+            content_type: MediaType::Json,
             correlation_id: None,
             group_id: conversation.into(),
         };

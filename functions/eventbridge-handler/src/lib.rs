@@ -15,7 +15,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use genesys_relay::config::{EventBridgeConfig, DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES};
 use genesys_relay::inbound::event::{EventKey, GenesysDetail};
 use genesys_relay::inbound::partner_event::{body_str, event_key, Topic};
-use genesys_relay::inbound::queue::{Envelope, QueueSender, Source};
+use genesys_relay::inbound::queue::{Envelope, MediaType, QueueSender, Source};
 use genesys_relay::rules::Rules;
 use genesys_relay::{dead_letter, telemetry, Error};
 use lambda_runtime::LambdaEvent;
@@ -92,7 +92,7 @@ pub async fn handle(event: LambdaEvent<Input>, deps: &Deps) -> Result<(), lambda
         event_key: key.clone(),
         source: Source::GenesysEventBridge,
         received_at: OffsetDateTime::now_utc(),
-        content_type: "application/json".into(),
+        content_type: MediaType::Json,
         correlation_id: detail.metadata.correlation_id.clone(),
         group_id: body_str(&detail, "conversationId")
             .unwrap_or(key.as_str())

@@ -22,7 +22,7 @@ use genesys_relay::actions::forward::{
 };
 use genesys_relay::actions::{claim_content, run_once};
 use genesys_relay::inbound::event::{EventKey, EventTime};
-use genesys_relay::inbound::queue::{Envelope, Source};
+use genesys_relay::inbound::queue::{Envelope, MediaType, Source};
 use genesys_relay::outbound::forward::envelope::RawEvent;
 use genesys_relay::state::table::epoch_millis;
 use genesys_relay::{dead_letter, telemetry, Error, Result};
@@ -93,7 +93,7 @@ pub fn event_type(envelope: &Envelope, event: &Value) -> String {
 }
 
 fn is_form(envelope: &Envelope) -> bool {
-    envelope.content_type == "application/x-www-form-urlencoded"
+    envelope.content_type == MediaType::Form
 }
 
 fn form_fields(payload: &str) -> Value {
@@ -433,13 +433,13 @@ mod tests {
             event_key: EventKey::from_parts(&["k"]),
             source: Source::GenesysWebhook,
             received_at: time::OffsetDateTime::UNIX_EPOCH,
-            content_type: "application/json".into(),
+            content_type: MediaType::Json,
             correlation_id: None,
             group_id: "g".into(),
         };
         let json = r#" {"n": 1.50, "n": 12345678901234567890123} "#;
         assert!(matches!(event_text(&envelope, json), Cow::Borrowed(t) if t == json));
-        envelope.content_type = "application/x-www-form-urlencoded".into();
+        envelope.content_type = MediaType::Form;
         assert_eq!(
             event_text(&envelope, "MessageSid=SM1&MessageStatus=sent"),
             r#"{"MessageSid":"SM1","MessageStatus":"sent"}"#

@@ -8,7 +8,7 @@ use genesys_relay::actions::delivery_status::{self, StatusCallback};
 use genesys_relay::actions::sms_on_wrapup::{self, wrapup_code_of, WrapupContext};
 use genesys_relay::actions::{claim_content, run_once, Outcome};
 use genesys_relay::inbound::event::EventKey;
-use genesys_relay::inbound::queue::{self, Envelope, Payload, Source};
+use genesys_relay::inbound::queue::{self, Envelope, MediaType, Payload, Source};
 use genesys_relay::outbound::twilio::Sender;
 use genesys_relay::{telemetry, Error, Result};
 use sha2::{Digest, Sha256};
@@ -202,7 +202,7 @@ async fn plan(envelope: &Envelope, payload: &str, deps: &Deps) -> Result<Vec<Pla
                 None => Ok(Vec::new()),
             }
         }
-        Source::TwilioStatus if envelope.content_type == "application/x-www-form-urlencoded" => {
+        Source::TwilioStatus if envelope.content_type == MediaType::Form => {
             Ok(vec![Planned::Status(StatusCallback::from_form(payload)?)])
         }
         // Any other body on the Twilio route is JSON (the receiver accepts nothing else there): an

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use genesys_relay::actions::delivery_status::StatusCallback;
 use genesys_relay::inbound::auth::{Keys, Scheme, SignedRequest};
 use genesys_relay::inbound::event::{self, EventKey};
-use genesys_relay::inbound::queue::{self, Envelope, Source};
+use genesys_relay::inbound::queue::{self, Envelope, MediaType, Source};
 use genesys_relay::secrets::CachedSecret;
 use genesys_relay::{Error, Rejection, Result};
 use http::HeaderMap;
@@ -17,9 +17,6 @@ use time::OffsetDateTime;
 
 use crate::routing::Route;
 use crate::Deps;
-
-const JSON: &str = "application/json";
-const FORM: &str = "application/x-www-form-urlencoded";
 
 /// One POST to a webhook route, as the handler saw it.
 pub struct Inbound<'a> {
@@ -45,8 +42,7 @@ pub struct Accepted {
 
 /// Runs the pipeline; `Ok` means the queue has the event.
 pub async fn accept(inbound: Inbound<'_>, deps: &Deps) -> Result<Accepted> {
-    let content_type = media_type(inbound.headers)?;
-    check_content_type(inbound.route, &content_type)?;
+    let content_type = accepted_content_type(inbound.route, &media_type(inbound.headers)?)?;
     let limit = deps.queue.max_body(deps.config.max_body_bytes);
     if inbound.body.len() > limit {
         return Err(Error::rejected(
@@ -70,7 +66,7 @@ pub async fn accept(inbound: Inbound<'_>, deps: &Deps) -> Result<Accepted> {
         _ => authenticate(&deps.config.genesys_auth, &deps.genesys_keys, &signed).await?,
     }
 
-    let parsed = parse(inbound.route, &content_type, text, inbound.headers, deps)?;
+    let parsed = parse(inbound.route, content_type, text, inbound.headers, deps)?;
     // Taken from the request, so bounded before it reaches an attribute or a log line.
     let correlation_id = parsed
         .correlation_id
@@ -148,18 +144,12 @@ fn is_media_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
 }
 
-fn is_json(media_type: &str) -> bool {
-    media_type == JSON || (media_type.starts_with("application/") && media_type.ends_with("+json"))
-}
-
-fn check_content_type(route: Route, media_type: &str) -> Result<()> {
-    let ok = match route {
-        Route::GenesysWebhook => is_json(media_type),
-        Route::TwilioStatus => media_type == FORM || is_json(media_type),
-        Route::Health => true,
-    };
-    if ok {
-        return Ok(());
+/// What the route takes of the request's media type; anything else is 415.
+fn accepted_content_type(route: Route, media_type: &str) -> Result<MediaType> {
+    match (route, MediaType::parse(media_type)) {
+        (Route::GenesysWebhook, Some(MediaType::Json)) => return Ok(MediaType::Json),
+        (Route::TwilioStatus, Some(parsed)) => return Ok(parsed),
+        _ => {}
     }
     let expected = match route {
         Route::TwilioStatus => "application/x-www-form-urlencoded or application/json",
@@ -180,12 +170,12 @@ struct Parsed {
 
 fn parse(
     route: Route,
-    media_type: &str,
+    media_type: MediaType,
     text: &str,
     headers: &HeaderMap,
     deps: &Deps,
 ) -> Result<Parsed> {
-    if route == Route::TwilioStatus && media_type == FORM {
+    if route == Route::TwilioStatus && media_type == MediaType::Form {
         return parse_twilio_form(text);
     }
     let body: Value = serde_json::from_str(text).map_err(|e| {
@@ -258,6 +248,9 @@ fn parse_twilio_form(text: &str) -> Result<Parsed> {
 mod tests {
     use super::*;
 
+    const JSON: &str = "application/json";
+    const FORM: &str = "application/x-www-form-urlencoded";
+
     fn headers(content_type: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
@@ -266,8 +259,9 @@ mod tests {
 
     #[test]
     fn content_types_are_checked_per_route() {
-        let check =
-            |route, ct: &str| check_content_type(route, &media_type(&headers(ct)).unwrap()).is_ok();
+        let check = |route, ct: &str| {
+            accepted_content_type(route, &media_type(&headers(ct)).unwrap()).is_ok()
+        };
         assert!(check(
             Route::GenesysWebhook,
             "application/json; charset=utf-8"

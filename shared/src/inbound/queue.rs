@@ -107,6 +107,40 @@ impl Source {
     }
 }
 
+/// What a payload is: the two media types the receiver takes (a JSON body, `+json` types
+/// included, or a form), and what events from the EventBridge integration are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    /// `application/json`, or any `application/*+json`.
+    Json,
+    /// `application/x-www-form-urlencoded` (Twilio's status callbacks).
+    Form,
+}
+
+impl MediaType {
+    /// The media type of a `Content-Type` value's type and subtype (lowercase, no parameters);
+    /// `None` for one the relay does not take.
+    pub fn parse(media_type: &str) -> Option<Self> {
+        if media_type == "application/x-www-form-urlencoded" {
+            Some(Self::Form)
+        } else if media_type == "application/json"
+            || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+        {
+            Some(Self::Json)
+        } else {
+            None
+        }
+    }
+
+    /// The media type as stored and sent on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Form => "application/x-www-form-urlencoded",
+        }
+    }
+}
+
 /// Everything known about one accepted event apart from its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
@@ -116,8 +150,8 @@ pub struct Envelope {
     pub source: Source,
     /// When it was accepted.
     pub received_at: OffsetDateTime,
-    /// Content type as received.
-    pub content_type: String,
+    /// What the payload is.
+    pub content_type: MediaType,
     /// Correlation id, when the sender gave one.
     pub correlation_id: Option<String>,
     /// FIFO message group (the conversation id when known, else the event key); ignored on a
@@ -257,7 +291,7 @@ async fn put_claim_check(
     s3.put_object()
         .bucket(bucket)
         .key(&key)
-        .content_type(&envelope.content_type)
+        .content_type(envelope.content_type.as_str())
         .body(ByteStream::from(body.into_bytes()))
         .send()
         .await
@@ -308,7 +342,10 @@ fn attribute_pairs(envelope: &Envelope, claim_check: bool) -> Result<Vec<(&'stat
         (attr::EVENT_KEY, envelope.event_key.as_str().to_owned()),
         (attr::SOURCE, envelope.source.as_str().to_owned()),
         (attr::RECEIVED_AT, received_at),
-        (attr::CONTENT_TYPE, envelope.content_type.clone()),
+        (
+            attr::CONTENT_TYPE,
+            envelope.content_type.as_str().to_owned(),
+        ),
     ];
     if let Some(id) = envelope.correlation_id.as_deref().and_then(bounded_id) {
         pairs.push((attr::CORRELATION_ID, id));
@@ -355,7 +392,11 @@ pub fn decode(
         event_key,
         source,
         received_at,
-        content_type: required(attr::CONTENT_TYPE)?,
+        content_type: {
+            let raw = required(attr::CONTENT_TYPE)?;
+            MediaType::parse(&raw)
+                .ok_or_else(|| Error::permanent(format!("unknown content type {raw:?}")))?
+        },
         // Bounded as `encode` bounds it, so a decoded envelope encodes to the same message.
         correlation_id: attribute(attr::CORRELATION_ID)
             .as_deref()
@@ -373,7 +414,7 @@ mod tests {
             event_key: EventKey::from_parts(&["c1", "42"]),
             source: Source::GenesysWebhook,
             received_at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
-            content_type: "application/json".into(),
+            content_type: MediaType::Json,
             correlation_id: Some("corr".into()),
             group_id: "c1".into(),
         }

@@ -35,7 +35,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use genesys_relay::config::{Env, ProcessorConfig};
 use genesys_relay::inbound::event::EventKey;
-use genesys_relay::inbound::queue::{self, Envelope, Payload, Source};
+use genesys_relay::inbound::queue::{self, Envelope, MediaType, Payload, Source};
 use genesys_relay::state::idempotency::Idempotency;
 use lambda_runtime::{Context, LambdaEvent};
 use processor::{handle, Deps};
@@ -238,7 +238,7 @@ fn wrapup_record(n: usize) -> anyhow::Result<SqsMessage> {
         event_key: EventKey::from_parts(&[conversation.as_str(), "acw"]),
         source: Source::GenesysWebhook,
         received_at: OffsetDateTime::now_utc(),
-        content_type: "application/json".into(),
+        content_type: MediaType::Json,
         correlation_id: None,
         group_id: conversation.clone(),
     };
