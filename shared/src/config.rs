@@ -536,18 +536,18 @@ fn rules<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Rules, ConfigErr
             name: "RULES",
             problem: "and RULES_FILE are both set; set one".into(),
         }),
-        (Some(json), None) => Rules::parse(&json).map_err(|problem| ConfigError {
+        (Some(json), None) => Rules::parse(&json).map_err(|e| ConfigError {
             name: "RULES",
-            problem,
+            problem: e.to_string(),
         }),
         (None, Some(path)) => {
             let json = std::fs::read_to_string(&path).map_err(|e| ConfigError {
                 name: "RULES_FILE",
                 problem: format!("cannot be read ({path}): {e}"),
             })?;
-            Rules::parse(&json).map_err(|problem| ConfigError {
+            Rules::parse(&json).map_err(|e| ConfigError {
                 name: "RULES_FILE",
-                problem,
+                problem: e.to_string(),
             })
         }
         (None, None) => Ok(Rules::default()),

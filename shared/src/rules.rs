@@ -30,6 +30,53 @@ pub const DEFAULT_NUMBER_POINTERS: &[&str] = &[
     "/contact/phone",
 ];
 
+/// What is wrong with the rules: each says where, and never echoes a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// Not JSON of the rules' shape (an unknown field, a wrong type, a bad sender or URL).
+    #[error("rules are not valid: {0}")]
+    Shape(#[from] serde_json::Error),
+    /// `smsOnWrapup.templates` is empty.
+    #[error("smsOnWrapup.templates lists no wrap-up code")]
+    NoTemplates,
+    /// A template is blank.
+    #[error("smsOnWrapup.templates[{0:?}] is empty")]
+    EmptyTemplate(String),
+    /// A template uses a placeholder that nothing fills.
+    #[error(
+        "smsOnWrapup.templates[{code:?}] uses {{{{{name}}}}}; known: {known}, contact.<column>"
+    )]
+    UnknownPlaceholder {
+        /// The template's wrap-up code.
+        code: String,
+        /// The placeholder.
+        name: String,
+        /// The placeholders there are.
+        known: String,
+    },
+    /// A number pointer is not a JSON pointer.
+    #[error("smsOnWrapup.numberPointers holds {0:?}, which is not a JSON pointer")]
+    NotAPointer(String),
+    /// An endpoint name that cannot key records.
+    #[error("forward endpoint name {0:?} must be 1-64 letters, digits, - or _")]
+    EndpointName(String),
+    /// An endpoint URL that is not http(s) with a host.
+    #[error("forward endpoint {0}: url must be http(s) with a host")]
+    EndpointUrl(String),
+    /// An endpoint that wants no event.
+    #[error("forward endpoint {0}: eventTypes is empty")]
+    NoEventTypes(String),
+    /// An endpoint's timeout or concurrency out of range.
+    #[error("forward endpoint {0}: timeoutSecs must be 1-300 and concurrency 1-100")]
+    EndpointLimits(String),
+    /// Two endpoints with one name.
+    #[error("forward endpoint name {0:?} is used twice")]
+    DuplicateEndpoint(String),
+    /// `forward.maxAttempts` out of range.
+    #[error("forward.maxAttempts must be 1-50")]
+    MaxAttempts,
+}
+
 /// Placeholders a template may use.
 pub const PLACEHOLDERS: &[&str] = &["wrapupCode", "conversationId", "campaignId"];
 
@@ -77,8 +124,9 @@ fn default_max_attempts() -> u32 {
 pub struct Endpoint {
     /// Unique name: letters, digits, `-` and `_` (it keys idempotency, circuit state and audit).
     pub name: String,
-    /// Where to POST.
-    pub url: String,
+    /// Where to POST: an absolute `http(s)` URL with a host.
+    #[serde(deserialize_with = "absolute_url")]
+    pub url: reqwest::Url,
     /// Event types it receives: Genesys topic patterns (`v2.detail.events.conversation.{id}.acw`),
     /// `genesys.webhook`, `twilio.message-status`; `{id}` or `*` match one dot-separated segment
     /// and a lone `*` matches everything.
@@ -99,6 +147,15 @@ pub struct Endpoint {
     /// Deliveries in flight to this endpoint at once, per function instance.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+}
+
+/// An absolute URL, parsed as the rules are read.
+fn absolute_url<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<reqwest::Url, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    reqwest::Url::parse(&text)
+        .map_err(|e| serde::de::Error::custom(format!("url is not valid: {e}")))
 }
 
 fn match_all() -> Vec<String> {
@@ -142,7 +199,7 @@ impl Endpoint {
             .any(|pattern| type_matches(pattern, event_type))
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), RulesError> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
             && self
@@ -150,30 +207,16 @@ impl Endpoint {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
-            return Err(format!(
-                "forward endpoint name {:?} must be 1-64 letters, digits, - or _",
-                self.name
-            ));
+            return Err(RulesError::EndpointName(self.name.clone()));
         }
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| format!("forward endpoint {}: url is not valid: {e}", self.name))?;
-        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-            return Err(format!(
-                "forward endpoint {}: url must be http(s) with a host",
-                self.name
-            ));
+        if !matches!(self.url.scheme(), "https" | "http") || self.url.host_str().is_none() {
+            return Err(RulesError::EndpointUrl(self.name.clone()));
         }
         if self.event_types.is_empty() {
-            return Err(format!(
-                "forward endpoint {}: eventTypes is empty",
-                self.name
-            ));
+            return Err(RulesError::NoEventTypes(self.name.clone()));
         }
         if !(1..=300).contains(&self.timeout_secs) || !(1..=100).contains(&self.concurrency) {
-            return Err(format!(
-                "forward endpoint {}: timeoutSecs must be 1-300 and concurrency 1-100",
-                self.name
-            ));
+            return Err(RulesError::EndpointLimits(self.name.clone()));
         }
         Ok(())
     }
@@ -273,9 +316,8 @@ fn default_number_pointers() -> Vec<String> {
 
 impl Rules {
     /// Parses and checks rules; the error says what is wrong and where, never a value.
-    pub fn parse(json: &str) -> Result<Self, String> {
-        let rules: Rules =
-            serde_json::from_str(json).map_err(|e| format!("rules are not valid: {e}"))?;
+    pub fn parse(json: &str) -> Result<Self, RulesError> {
+        let rules: Rules = serde_json::from_str(json)?;
         if let Some(sms) = &rules.sms_on_wrapup {
             sms.check()?;
         }
@@ -284,14 +326,11 @@ impl Rules {
             for endpoint in &forward.endpoints {
                 endpoint.check()?;
                 if !names.insert(endpoint.name.as_str()) {
-                    return Err(format!(
-                        "forward endpoint name {:?} is used twice",
-                        endpoint.name
-                    ));
+                    return Err(RulesError::DuplicateEndpoint(endpoint.name.clone()));
                 }
             }
             if !(1..=50).contains(&forward.max_attempts) {
-                return Err("forward.maxAttempts must be 1-50".into());
+                return Err(RulesError::MaxAttempts);
             }
         }
         Ok(rules)
@@ -299,30 +338,29 @@ impl Rules {
 }
 
 impl SmsOnWrapup {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), RulesError> {
         if self.templates.is_empty() {
-            return Err("smsOnWrapup.templates lists no wrap-up code".into());
+            return Err(RulesError::NoTemplates);
         }
         for (code, template) in &self.templates {
             if template.trim().is_empty() {
-                return Err(format!("smsOnWrapup.templates[{code:?}] is empty"));
+                return Err(RulesError::EmptyTemplate(code.clone()));
             }
             for placeholder in placeholders(template) {
                 let name = placeholder.name;
                 let known = PLACEHOLDERS.contains(&name)
                     || name.strip_prefix("contact.").is_some_and(|f| !f.is_empty());
                 if !known {
-                    return Err(format!(
-                        "smsOnWrapup.templates[{code:?}] uses {{{{{name}}}}}; known: {}, contact.<column>",
-                        PLACEHOLDERS.join(", ")
-                    ));
+                    return Err(RulesError::UnknownPlaceholder {
+                        code: code.clone(),
+                        name: name.to_owned(),
+                        known: PLACEHOLDERS.join(", "),
+                    });
                 }
             }
         }
         match self.number_pointers.iter().find(|p| !p.starts_with('/')) {
-            Some(bad) => Err(format!(
-                "smsOnWrapup.numberPointers holds {bad:?}, which is not a JSON pointer"
-            )),
+            Some(bad) => Err(RulesError::NotAPointer(bad.clone())),
             None => Ok(()),
         }
     }
@@ -552,7 +590,7 @@ mod tests {
             ),
             (r#"{"smsOnWrapups": {}}"#, "unknown field"),
         ] {
-            let err = Rules::parse(json).unwrap_err();
+            let err = Rules::parse(json).unwrap_err().to_string();
             assert!(err.contains(needle), "{json}: {err}");
         }
     }
@@ -580,6 +618,10 @@ mod tests {
                 "name",
             ),
             (
+                r#"{"forward": {"endpoints": [{"name": "a", "url": "not a url"}]}}"#,
+                "url is not valid",
+            ),
+            (
                 r#"{"forward": {"endpoints": [{"name": "a", "url": "ftp://x.example"}]}}"#,
                 "http(s)",
             ),
@@ -592,7 +634,7 @@ mod tests {
                 "unknown variant",
             ),
         ] {
-            let err = Rules::parse(json).unwrap_err();
+            let err = Rules::parse(json).unwrap_err().to_string();
             assert!(err.contains(needle), "{json}: {err}");
         }
     }
