@@ -183,7 +183,7 @@ fn letter_attributes(
     }
     let reason = clip_bytes(&error.to_string(), MAX_MESSAGE);
     for (name, value) in [
-        (attr::ERROR_CLASS, error.class()),
+        (attr::ERROR_CLASS, error.class().as_str()),
         (attr::ERROR_MESSAGE, reason.as_str()),
         (attr::ACTION, action),
         (attr::FAILED_AT, failed_at),

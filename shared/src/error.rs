@@ -101,13 +101,49 @@ impl Error {
         }
     }
 
-    /// The short class name used in logs, metrics and dead-letter attributes.
-    pub fn class(&self) -> &'static str {
+    /// The class, as logs, metrics and dead-letter attributes name it.
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Rejected { .. } => "rejected",
-            Self::Retryable { .. } => "retryable",
-            Self::Permanent { .. } => "permanent",
+            Self::Rejected { .. } => ErrorClass::Rejected,
+            Self::Retryable { .. } => ErrorClass::Retryable,
+            Self::Permanent { .. } => ErrorClass::Permanent,
         }
+    }
+}
+
+/// The class of an [`Error`]: what decides an answer, a retry or a dead letter, named in logs,
+/// metrics and dead-letter attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The sender's mistake (a 4xx).
+    Rejected,
+    /// May pass: retry.
+    Retryable,
+    /// Will not pass: dead-letter with the reason.
+    Permanent,
+}
+
+impl ErrorClass {
+    /// The name logs, metrics and dead letters carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rejected => "rejected",
+            Self::Retryable => "retryable",
+            Self::Permanent => "permanent",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compared with the name it carries, as dead-letter attributes and assertions hold it.
+impl PartialEq<&str> for ErrorClass {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 

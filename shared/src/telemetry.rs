@@ -7,8 +7,95 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "GenesysRelay";
 
+/// The function counting: the `function` dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// The queue consumer.
+    Processor,
+    /// The EventBridge handler.
+    EventBridgeHandler,
+}
+
+impl Function {
+    /// The dimension's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processor => "processor",
+            Self::EventBridgeHandler => "eventbridge-handler",
+        }
+    }
+}
+
+/// What became of an event or an action: the `outcome` dimension, and an action's result label.
+/// A closed set, so dashboards and alarms can name every value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    /// An SMS was sent.
+    Sent,
+    /// An expected refusal (opted out, undeliverable number): written back, not retried.
+    Rejected,
+    /// A forwarding endpoint took the event.
+    Delivered,
+    /// Done before: the stored result was returned.
+    Duplicate,
+    /// Nothing to do (a code not configured, no record to write onto).
+    Ignored,
+    /// A status check found the status final and written.
+    Settled,
+    /// Older than what was already applied.
+    Stale,
+    /// Context stored for a later event.
+    Stored,
+    /// A status was written onto the conversation.
+    Written,
+    /// Left to the writer at work, which writes it next.
+    HandedOff,
+    /// A delayed job not due yet, queued again.
+    Postponed,
+    /// No action applied to the event.
+    Skipped,
+    /// Failed for now; tried again later.
+    Retry,
+    /// A forwarding attempt that will not be retried.
+    Failed,
+    /// Sent to the dead-letter queue with its reason.
+    DeadLettered,
+    /// Put on the main queue for the processor.
+    Queued,
+}
+
+impl Label {
+    /// The dimension's value, and the stored label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Rejected => "rejected",
+            Self::Delivered => "delivered",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+            Self::Settled => "settled",
+            Self::Stale => "stale",
+            Self::Stored => "stored",
+            Self::Written => "written",
+            Self::HandedOff => "handed-off",
+            Self::Postponed => "postponed",
+            Self::Skipped => "skipped",
+            Self::Retry => "retry",
+            Self::Failed => "failed",
+            Self::DeadLettered => "dead-lettered",
+            Self::Queued => "queued",
+        }
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One `Outcomes` count for (function, action, outcome) as an EMF line.
-pub fn outcome_metric(function: &str, action: &str, outcome: &str) -> String {
+pub fn outcome_metric(function: Function, action: &str, outcome: Label) -> String {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -22,9 +109,9 @@ pub fn outcome_metric(function: &str, action: &str, outcome: &str) -> String {
                 "Metrics": [{"Name": "Outcomes", "Unit": "Count"}]
             }]
         },
-        "function": function,
+        "function": function.as_str(),
         "action": action,
-        "outcome": outcome,
+        "outcome": outcome.as_str(),
         "Outcomes": 1
     })
     .to_string()
@@ -32,7 +119,7 @@ pub fn outcome_metric(function: &str, action: &str, outcome: &str) -> String {
 
 /// Publishes one outcome count: one stdout line, which Lambda sends to CloudWatch Logs. Outside
 /// Lambda (the local stack, tests) there is no CloudWatch to read it, so nothing is printed.
-pub fn count_outcome(function: &str, action: &str, outcome: &str) {
+pub fn count_outcome(function: Function, action: &str, outcome: Label) {
     static ON_LAMBDA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) {
         println!("{}", outcome_metric(function, action, outcome));
@@ -58,12 +145,16 @@ pub fn mask_phone(number: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{mask_phone, outcome_metric};
+    use super::{mask_phone, outcome_metric, Function, Label};
 
     #[test]
     fn outcome_metrics_are_valid_emf() {
-        let line: serde_json::Value =
-            serde_json::from_str(&outcome_metric("processor", "sms_on_wrapup", "sent")).unwrap();
+        let line: serde_json::Value = serde_json::from_str(&outcome_metric(
+            Function::Processor,
+            "sms_on_wrapup",
+            Label::Sent,
+        ))
+        .unwrap();
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "GenesysRelay");
         for dimension in directive["Dimensions"][0].as_array().unwrap() {

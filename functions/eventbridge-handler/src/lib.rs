@@ -17,6 +17,7 @@ use genesys_relay::inbound::event::{EventKey, GenesysDetail};
 use genesys_relay::inbound::partner_event::{body_str, event_key, Topic};
 use genesys_relay::inbound::queue::{Envelope, MediaType, QueueSender, Source};
 use genesys_relay::rules::Rules;
+use genesys_relay::telemetry::{Function, Label};
 use genesys_relay::{dead_letter, telemetry, Error};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -85,7 +86,7 @@ pub async fn handle(event: LambdaEvent<Input>, deps: &Deps) -> Result<(), lambda
     let key = event_key(&detail);
     let Some(purpose) = wanted_for(&detail, &deps.config.rules) else {
         tracing::info!(topic = %detail.topic_name, "no rule acts on the topic");
-        telemetry::count_outcome("eventbridge-handler", "none", "ignored");
+        telemetry::count_outcome(Function::EventBridgeHandler, "none", Label::Ignored);
         return Ok(());
     };
     let envelope = Envelope {
@@ -104,12 +105,12 @@ pub async fn handle(event: LambdaEvent<Input>, deps: &Deps) -> Result<(), lambda
     match deps.queue.send(&envelope, body).await {
         Ok(()) => {
             tracing::info!(topic = %detail.topic_name, event_key = %key, purpose, "queued");
-            telemetry::count_outcome("eventbridge-handler", purpose, "queued");
+            telemetry::count_outcome(Function::EventBridgeHandler, purpose, Label::Queued);
             Ok(())
         }
         Err(error @ Error::Retryable { .. }) => {
             tracing::warn!(event_key = %key, reason = %error, "will retry");
-            telemetry::count_outcome("eventbridge-handler", purpose, "retry");
+            telemetry::count_outcome(Function::EventBridgeHandler, purpose, Label::Retry);
             Err(error.into())
         }
         Err(error) => dead_letter(input, Some(&key), "queue", &error, deps).await,
@@ -155,7 +156,7 @@ async fn dead_letter(
         error,
     )
     .await?;
-    tracing::error!(action, class = error.class(), reason = %error, "dead-lettered");
-    telemetry::count_outcome("eventbridge-handler", action, "dead-lettered");
+    tracing::error!(action, class = %error.class(), reason = %error, "dead-lettered");
+    telemetry::count_outcome(Function::EventBridgeHandler, action, Label::DeadLettered);
     Ok(())
 }

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 use crate::failure::Failure;
 use crate::Deps;
+use genesys_relay::telemetry::{Function, Label};
 
 /// The message attribute that makes a message a forwarding job: `endpoint;attempt;not-before-ms`.
 pub const ATTRIBUTE: &str = "forward";
@@ -268,7 +269,7 @@ async fn deliver(
     .await;
     match result {
         Ok(outcome) => {
-            tracing::info!(action = %action, event_key = %envelope.event_key, outcome = outcome.label, detail = %outcome.detail, "action done");
+            tracing::info!(action = %action, event_key = %envelope.event_key, outcome = %outcome.label, detail = %outcome.detail, "action done");
             Ok(())
         }
         Err(ForwardError::Defer(wait)) => requeue(
@@ -407,8 +408,8 @@ async fn give_up(
         error,
     )
     .await?;
-    tracing::error!(action, class = error.class(), reason = %error, "delivery dead-lettered");
-    telemetry::count_outcome("processor", "forward", "dead-lettered");
+    tracing::error!(action, class = %error.class(), reason = %error, "delivery dead-lettered");
+    telemetry::count_outcome(Function::Processor, "forward", Label::DeadLettered);
     Ok(())
 }
 

@@ -26,6 +26,7 @@ use genesys_relay::config::ProcessorConfig;
 use genesys_relay::state::claims::DynamoClaims;
 use genesys_relay::state::conversations::{Conversations, DynamoConversations};
 use genesys_relay::state::idempotency::{lease_until, Idempotency};
+use genesys_relay::telemetry::{Function, Label};
 use genesys_relay::{dead_letter, telemetry, Error};
 use lambda_runtime::LambdaEvent;
 
@@ -196,7 +197,7 @@ async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> Settled {
                 return dead_letter_record(record, &failure.action, &spent, deps).await;
             }
             tracing::warn!(message_id = %id, action = %failure.action, reason = %failure.error, retry_in_secs = delay.as_secs(), "will retry");
-            telemetry::count_outcome("processor", &failure.action, "retry");
+            telemetry::count_outcome(Function::Processor, &failure.action, Label::Retry);
             delay_visibility(record, delay, deps).await;
             Settled::Again(Some(delay))
         }
@@ -262,8 +263,8 @@ async fn dead_letter_record(
     .await
     {
         Ok(()) => {
-            tracing::error!(message_id = %id, action, class = error.class(), reason = %error, "dead-lettered");
-            telemetry::count_outcome("processor", action, "dead-lettered");
+            tracing::error!(message_id = %id, action, class = %error.class(), reason = %error, "dead-lettered");
+            telemetry::count_outcome(Function::Processor, action, Label::DeadLettered);
             Settled::Done
         }
         Err(failure) => {

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::failure::{at, Failure, DECODE};
 use crate::Deps;
+use genesys_relay::telemetry::{Function, Label};
 
 /// Action label of storing a conversation's `.outbound` context.
 pub const CONTEXT: &str = "conversation-context";
@@ -53,11 +54,11 @@ pub async fn act(
         topic = topic.name(),
         event_key = %key,
         correlation_id = detail.metadata.correlation_id.as_deref().unwrap_or(""),
-        outcome = outcome.label,
+        outcome = %outcome.label,
         detail = %outcome.detail,
         "action done"
     );
-    telemetry::count_outcome("processor", name, outcome.label);
+    telemetry::count_outcome(Function::Processor, name, outcome.label);
     Ok(())
 }
 
@@ -90,8 +91,8 @@ async fn outbound(detail: &GenesysDetail, rule: &SmsOnWrapup, deps: &Deps) -> Re
             .record_outbound(conversation, &context, time.0, (deps.clock)())
             .await?
         {
-            Applied::Yes(()) => Outcome::new("stored", conversation),
-            Applied::Stale => Outcome::new("stale", conversation),
+            Applied::Yes(()) => Outcome::new(Label::Stored, conversation),
+            Applied::Stale => Outcome::new(Label::Stale, conversation),
         },
     )
 }
@@ -109,7 +110,7 @@ async fn wrapup(
     let code = body_str(detail, "wrapupCode").unwrap_or_default();
     let Some(template_key) = deps.actions.select_template(code).await? else {
         return Ok(Outcome::new(
-            "ignored",
+            Label::Ignored,
             format!("wrap-up code {code:?} is not configured"),
         ));
     };
@@ -129,7 +130,7 @@ async fn wrapup(
                 .record_wrapup(conversation, time.0, (deps.clock)())
                 .await?
             {
-                Applied::Stale => return Ok(Outcome::new("stale", conversation)),
+                Applied::Stale => return Ok(Outcome::new(Label::Stale, conversation)),
                 Applied::Yes(None) => {
                     return Err(Error::retryable(format!(
                         "wrap-up of {conversation} arrived before its outbound event"

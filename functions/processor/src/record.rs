@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::failure::{at, Failure, DECODE};
 use crate::{forwarding, partner_event, Deps};
+use genesys_relay::telemetry::{Function, Label};
 
 /// An action chosen for a record.
 enum Planned {
@@ -71,8 +72,8 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
             delivery_status::run_check(&check, now, &deps.actions, &deps.idempotency, lease)
                 .await
                 .map_err(at(name))?;
-        tracing::info!(action = name, message_sid = %check.message_sid, attempt = check.attempt, outcome = outcome.label, detail = %outcome.detail, "action done");
-        telemetry::count_outcome("processor", name, outcome.label);
+        tracing::info!(action = name, message_sid = %check.message_sid, attempt = check.attempt, outcome = %outcome.label, detail = %outcome.detail, "action done");
+        telemetry::count_outcome(Function::Processor, name, outcome.label);
         return Ok(());
     }
     let (envelope, payload) = queue::decode(body, attribute).map_err(at(DECODE))?;
@@ -87,7 +88,7 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
     let planned = plan(&envelope, &payload, deps).await.map_err(at(DECODE))?;
     if planned.is_empty() {
         tracing::info!(event_key = %envelope.event_key, source = envelope.source.as_str(), "no SMS or status action applies");
-        telemetry::count_outcome("processor", "none", "skipped");
+        telemetry::count_outcome(Function::Processor, "none", Label::Skipped);
     }
     for action in planned {
         let name = action.name();
@@ -105,11 +106,11 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
             action = name,
             event_key = %envelope.event_key,
             correlation_id = envelope.correlation_id.as_deref().unwrap_or(""),
-            outcome = outcome.label,
+            outcome = %outcome.label,
             detail = %outcome.detail,
             "action done"
         );
-        telemetry::count_outcome("processor", name, outcome.label);
+        telemetry::count_outcome(Function::Processor, name, outcome.label);
     }
     forwarding::fan_out(record, &envelope, &payload, deps, lease).await
 }

@@ -118,10 +118,10 @@ fn log_outcome(path: &str, error: &Error, request_id: Option<&str>) {
     let request_id = request_id.unwrap_or("");
     match error {
         Error::Rejected { .. } => {
-            tracing::warn!(route = path, status, class = error.class(), request_id, reason = %error, "rejected")
+            tracing::warn!(route = path, status, class = %error.class(), request_id, reason = %error, "rejected")
         }
         _ => {
-            tracing::error!(route = path, status, class = error.class(), request_id, reason = %error, "not stored")
+            tracing::error!(route = path, status, class = %error.class(), request_id, reason = %error, "not stored")
         }
     }
 }

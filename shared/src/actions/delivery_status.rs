@@ -28,6 +28,7 @@ use crate::outbound::twilio::status_rank;
 use crate::state::idempotency::Idempotency;
 use crate::state::sms::{Advance, SmsRecord, Written};
 use crate::state::table::epoch_millis;
+use crate::telemetry::Label;
 
 /// The action's name (idempotency, logs, metrics, dead-letter attributes).
 pub const NAME: &str = "delivery_status";
@@ -180,7 +181,7 @@ pub const WRITER_LEASE: Duration = Duration::from_secs(60);
 pub async fn run(callback: &StatusCallback, attempt: u32, deps: &ActionDeps) -> Result<Outcome> {
     let Some(rank) = status_rank(&callback.status) else {
         return Ok(Outcome::new(
-            "ignored",
+            Label::Ignored,
             format!(
                 "status {} is not an outbound delivery status",
                 callback.status
@@ -196,7 +197,7 @@ pub async fn run(callback: &StatusCallback, attempt: u32, deps: &ActionDeps) -> 
         Advance::Write(record) => record,
         Advance::Stale => {
             return Ok(Outcome::new(
-                "stale",
+                Label::Stale,
                 format!("{sid} is already at this status or beyond"),
             ))
         }
@@ -213,7 +214,7 @@ pub async fn run(callback: &StatusCallback, attempt: u32, deps: &ActionDeps) -> 
     };
     let Some(participant) = record.participant_id else {
         return Ok(Outcome::new(
-            "ignored",
+            Label::Ignored,
             format!("{sid} has no participant to write onto"),
         ));
     };
@@ -231,7 +232,7 @@ async fn write_back(sid: &str, participant: &str, deps: &ActionDeps) -> Result<O
         .await?
     else {
         return Ok(Outcome::new(
-            "handed-off",
+            Label::HandedOff,
             format!("{sid}: the writer at work writes this status after its own"),
         ));
     };
@@ -282,9 +283,9 @@ async fn write_under_lease(
         {
             Written::Done => {
                 return Ok(match wrote {
-                    Some(status) => Outcome::new("written", format!("{sid}={status}")),
+                    Some(status) => Outcome::new(Label::Written, format!("{sid}={status}")),
                     None => Outcome::new(
-                        "stale",
+                        Label::Stale,
                         format!("{sid}={} was written already", record.status),
                     ),
                 })
@@ -293,7 +294,7 @@ async fn write_under_lease(
             Written::Lost => {
                 tracing::warn!(action = NAME, message_sid = %sid, "the write-back lease ran out while writing; the writer that took it writes the rest");
                 return Ok(Outcome::new(
-                    "written",
+                    Label::Written,
                     format!("{sid}={}", wrote.unwrap_or(record.status)),
                 ));
             }
@@ -524,7 +525,7 @@ pub async fn run_check(
             Some(checks) if !checks.is_fifo() => {
                 checks.schedule(check, now).await?;
                 Ok(Outcome::new(
-                    "postponed",
+                    Label::Postponed,
                     format!("{} due in {} s", check.message_sid, wait.as_secs()),
                 ))
             }
@@ -553,16 +554,22 @@ pub async fn run_check(
 async fn check_now(check: &StatusCheck, now: SystemTime, deps: &ActionDeps) -> Result<Outcome> {
     let sid = &check.message_sid;
     let Some(record) = deps.sms.get(sid).await? else {
-        return Ok(Outcome::new("ignored", format!("{sid} has no SMS record")));
+        return Ok(Outcome::new(
+            Label::Ignored,
+            format!("{sid} has no SMS record"),
+        ));
     };
     if record.participant_id.is_none() {
         return Ok(Outcome::new(
-            "ignored",
+            Label::Ignored,
             format!("{sid} has no participant to write onto"),
         ));
     }
     if settled(&record) {
-        return Ok(Outcome::new("settled", format!("{sid}={}", record.status)));
+        return Ok(Outcome::new(
+            Label::Settled,
+            format!("{sid}={}", record.status),
+        ));
     }
     let callback = if is_final(&record.status) {
         StatusCallback {

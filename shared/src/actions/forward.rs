@@ -36,6 +36,7 @@ use crate::rules::{Endpoint, EndpointAuth, Forward};
 use crate::secrets::{self, CachedSecret};
 use crate::state::endpoints::{Attempt, DynamoEndpoints, EndpointRecords};
 use crate::telemetry;
+use crate::telemetry::{Function, Label};
 
 /// Action name prefix; the endpoint's name follows (`forward:crm`).
 pub const NAME_PREFIX: &str = "forward:";
@@ -285,9 +286,9 @@ impl Forwarder {
             tracing::warn!(endpoint = name, reason = %error, "could not record the circuit outcome");
         }
         let label = match &result {
-            Ok(_) => "delivered",
-            Err(ForwardError::Retry { .. }) => "retry",
-            Err(_) => "failed",
+            Ok(_) => Label::Delivered,
+            Err(ForwardError::Retry { .. }) => Label::Retry,
+            Err(_) => Label::Failed,
         };
         tracing::info!(
             endpoint = name,
@@ -295,12 +296,12 @@ impl Forwarder {
             status = status.as_deref().unwrap_or("none"),
             latency_ms = latency.as_millis() as u64,
             attempt = job.attempt,
-            outcome = label,
+            outcome = %label,
             "forward attempt"
         );
-        telemetry::count_outcome("processor", "forward", label);
+        telemetry::count_outcome(Function::Processor, "forward", label);
         if let Err(error) = self
-            .audit(name, &delivery, status.as_deref(), latency, label)
+            .audit(name, &delivery, status.as_deref(), latency, label.as_str())
             .await
         {
             tracing::warn!(endpoint = name, reason = %error, "could not record the attempt");
@@ -389,7 +390,7 @@ impl Forwarder {
         let status = response.status().as_u16();
         let retry_after = crate::outbound::http::retry_after(response.headers());
         let result = match status {
-            200..=299 => Ok(Outcome::new("delivered", format!("{name} {status}"))),
+            200..=299 => Ok(Outcome::new(Label::Delivered, format!("{name} {status}"))),
             410 => match self.disable(name).await {
                 Ok(()) => Err(Error::permanent(format!(
                     "{name} answered 410 Gone; endpoint disabled"

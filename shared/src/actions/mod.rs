@@ -30,6 +30,7 @@ use crate::secrets::CachedSecret;
 use crate::state::idempotency::{Claim, Idempotency};
 use crate::state::opt_outs::{DynamoOptOuts, OptOuts};
 use crate::state::sms::{DynamoSmsLedger, SmsLedger};
+use crate::telemetry::Label;
 
 /// Clients and rules the actions share; built once per cold start.
 pub struct ActionDeps {
@@ -130,15 +131,15 @@ impl ActionDeps {
 /// How an action ended, for logs, metrics and repeats.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// Short label: `sent`, `rejected`, `written`, `stale`, `ignored`...
-    pub label: &'static str,
+    /// What became of it.
+    pub label: Label,
     /// A detail safe to log (a message sid, a reason); never a phone number.
     pub detail: String,
 }
 
 impl Outcome {
     /// An outcome with a detail.
-    pub fn new(label: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(label: Label, detail: impl Into<String>) -> Self {
         Self {
             label,
             detail: detail.into(),
@@ -147,7 +148,7 @@ impl Outcome {
 
     /// The form stored as the idempotency result.
     pub fn stored(&self) -> String {
-        format!("{}:{}", self.label, self.detail)
+        format!("{}:{}", self.label.as_str(), self.detail)
     }
 }
 
@@ -198,7 +199,7 @@ where
     E: From<crate::Error>,
 {
     let token = match idempotency.claim(name, key, payload, lease).await? {
-        Claim::Completed(stored) => return Ok(Outcome::new("duplicate", stored)),
+        Claim::Completed(stored) => return Ok(Outcome::new(Label::Duplicate, stored)),
         Claim::Acquired(token) => token,
     };
     match work().await {

@@ -18,6 +18,7 @@ use crate::rules::{needs_contact, render, SmsOnWrapup, TemplateValues};
 use crate::state::conversations::ContactRef;
 use crate::state::sms::SmsRecord;
 use crate::telemetry::mask_phone;
+use crate::telemetry::Label;
 
 /// The action's name (idempotency, logs, metrics, dead-letter attributes).
 pub const NAME: &str = "sms_on_wrapup";
@@ -130,7 +131,7 @@ pub async fn run(
     {
         tracing::info!(action = NAME, event_key = %key, to = %masked, "number opted out earlier; not texting");
         write_rejection(context, "opted-out", "21610", deps).await?;
-        return Ok(Outcome::new("rejected", "opted-out"));
+        return Ok(Outcome::new(Label::Rejected, "opted-out"));
     }
     let template = rule.template(&context.template_key).ok_or_else(|| {
         Error::permanent(format!(
@@ -191,7 +192,7 @@ pub async fn run(
             }
             super::delivery_status::schedule_first_check(&record, deps).await;
             tracing::info!(action = NAME, event_key = %key, message_sid = %sent.sid, to = %masked, "SMS sent");
-            Ok(Outcome::new("sent", sent.sid))
+            Ok(Outcome::new(Label::Sent, sent.sid))
         }
         Err(error) if error.is_opt_out() || error.is_undeliverable_number() => {
             let code = error.code().unwrap_or_default().to_string();
@@ -205,7 +206,7 @@ pub async fn run(
             }
             tracing::info!(action = NAME, event_key = %key, to = %masked, code = %code, reason, "Twilio refused the number");
             write_rejection(context, reason, &code, deps).await?;
-            Ok(Outcome::new("rejected", reason))
+            Ok(Outcome::new(Label::Rejected, reason))
         }
         Err(error) => Err(error.into()),
     }

@@ -177,7 +177,7 @@ impl TwilioClient {
             Err(error) => tracing::warn!(
                 to = %to,
                 code = ?error.code(),
-                class = error.class(),
+                class = %error.class(),
                 reason = %error,
                 "SMS not sent"
             ),
