@@ -15,15 +15,16 @@
 //! checks ([`StatusCheck`]): delayed messages on the main queue that read the message back from
 //! Twilio while the ledger holds no final status, and apply what they read exactly as a callback.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use aws_sdk_sqs::types::MessageAttributeValue;
 use serde_json::Value;
 
 use super::{run_once, status_attributes, ActionDeps, Outcome};
 use crate::error::{Error, Result};
 use crate::inbound::event::EventKey;
+use crate::inbound::jobs::{Job, JobQueue, SqsJobs};
 use crate::outbound::twilio::status_rank;
 use crate::state::idempotency::Idempotency;
 use crate::state::sms::{Advance, SmsRecord, Written};
@@ -395,11 +396,18 @@ impl StatusCheck {
 }
 
 /// Puts status checks on the main queue, delayed until they are due.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StatusChecks {
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    queue: Arc<dyn JobQueue>,
     schedule: Vec<Duration>,
+}
+
+impl std::fmt::Debug for StatusChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusChecks")
+            .field("schedule", &self.schedule)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StatusChecks {
@@ -410,11 +418,12 @@ impl StatusChecks {
         queue_url: impl Into<String>,
         schedule: Vec<Duration>,
     ) -> Self {
-        Self {
-            sqs,
-            queue_url: queue_url.into(),
-            schedule,
-        }
+        Self::over(Arc::new(SqsJobs::new(sqs, queue_url)), schedule)
+    }
+
+    /// Checks queued on `queue`, due by `schedule`.
+    pub fn over(queue: Arc<dyn JobQueue>, schedule: Vec<Duration>) -> Self {
+        Self { queue, schedule }
     }
 
     /// The waits between checks.
@@ -424,44 +433,30 @@ impl StatusChecks {
 
     /// Whether the queue is FIFO, which takes no per-message delay.
     pub fn is_fifo(&self) -> bool {
-        self.queue_url.ends_with(".fifo")
+        self.queue.is_fifo()
     }
 
     /// Queues `check`, delayed as long as SQS allows up to its time. A FIFO queue takes no
     /// per-message delay: there the check is received early and waits again, like any early one.
     pub async fn schedule(&self, check: &StatusCheck, now: SystemTime) -> Result<()> {
-        let attribute = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(check.encode())
-            .build()
-            .map_err(|e| Error::permanent(format!("status check attribute: {e}")))?;
         let body = serde_json::json!({"statusCheck": check.message_sid, "attempt": check.attempt});
-        let mut request = self
-            .sqs
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body.to_string())
-            .message_attributes(CHECK_ATTRIBUTE, attribute);
-        if self.is_fifo() {
-            request = request
-                .message_group_id(format!("{CHECK_NAME}-{}", check.message_sid))
-                .message_deduplication_id(format!("{}-{}", check.message_sid, check.attempt));
-        } else {
-            // Rounded up: a check must never come back a moment early, only to be queued again.
-            let wait_ms = check.not_before_ms.saturating_sub(epoch_millis(now));
-            let wait = wait_ms.div_ceil(1000).min(MAX_SQS_DELAY.as_secs());
-            request = request.delay_seconds(wait as i32);
-        }
-        request.send().await.map_err(|e| {
-            crate::aws::unavailable(
-                &format!(
-                    "queue status check {} of {}",
-                    check.attempt, check.message_sid
-                ),
-                e,
-            )
-        })?;
-        Ok(())
+        // Rounded up: a check must never come back a moment early, only to be queued again.
+        let wait_ms = check.not_before_ms.saturating_sub(epoch_millis(now));
+        let job = Job {
+            body: body.to_string(),
+            attributes: vec![(CHECK_ATTRIBUTE.to_owned(), check.encode())],
+            delay: Duration::from_secs(wait_ms.div_ceil(1000)).min(MAX_SQS_DELAY),
+            fifo: Some((
+                format!("{CHECK_NAME}-{}", check.message_sid),
+                format!("{}-{}", check.message_sid, check.attempt),
+            )),
+        };
+        self.queue.send(&job).await.map_err(|e| {
+            Error::retryable(format!(
+                "could not queue status check {} of {}: {e}",
+                check.attempt, check.message_sid
+            ))
+        })
     }
 }
 
@@ -864,5 +859,33 @@ mod tests {
                 .class(),
             "permanent"
         );
+    }
+
+    #[tokio::test]
+    async fn a_check_is_queued_rounded_up_to_its_time_and_at_most_sqs_delay() {
+        use crate::inbound::jobs::MemoryJobs;
+        let jobs = Arc::new(MemoryJobs::default());
+        let checks = StatusChecks::over(jobs.clone(), DEFAULT_CHECK_SCHEDULE.to_vec());
+        let now = SystemTime::now();
+        let soon = StatusCheck {
+            message_sid: "SM1".into(),
+            attempt: 1,
+            not_before_ms: epoch_millis(now) + 1_500,
+        };
+        let later = StatusCheck {
+            attempt: 2,
+            not_before_ms: epoch_millis(now) + 7_200_000,
+            ..soon.clone()
+        };
+        checks.schedule(&soon, now).await.unwrap();
+        checks.schedule(&later, now).await.unwrap();
+        let sent = jobs.sent();
+        assert_eq!(sent[0].delay, Duration::from_secs(2), "never a moment early");
+        assert_eq!(sent[1].delay, MAX_SQS_DELAY, "queued again for the rest");
+        assert_eq!(
+            sent[0].attributes,
+            [(CHECK_ATTRIBUTE.to_owned(), soon.encode())]
+        );
+        assert_eq!(StatusCheck::parse(&sent[1].attributes[0].1), Some(later));
     }
 }

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, ensure, Context as _};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use genesys_relay::actions::delivery_status::StatusChecks;
 use genesys_relay::config::{Env, ProcessorConfig};
 use genesys_relay::inbound::event::EventKey;
 use genesys_relay::inbound::queue::{self, Envelope, MediaType, Payload, Source};
@@ -76,9 +77,9 @@ impl Backend {
         }
     }
 
-    /// The store calls the in-memory stores must have answered for `records` records that each
-    /// sent their SMS: the idempotency claim and its completion, the opt-out check and the SMS
-    /// ledger write. None when the processor uses moto.
+    /// The calls the in-memory stores must have answered for `records` records that each sent
+    /// their SMS: the idempotency claim and its completion, the opt-out check, the SMS ledger
+    /// write and the first status check queued. None when the processor uses moto.
     fn memory_calls(self, records: usize) -> Counts {
         match self {
             Self::Moto => Counts::default(),
@@ -87,6 +88,7 @@ impl Backend {
                 settled: records,
                 ledger: records,
                 opt_outs: records,
+                jobs: records,
             },
         }
     }
@@ -126,6 +128,10 @@ impl Stack {
         in_memory.idempotency = Idempotency::for_actions(memory.claims.clone(), &config.actions);
         in_memory.actions.sms = memory.ledger.clone();
         in_memory.actions.opt_outs = memory.opt_outs.clone();
+        in_memory.actions.status_checks = Some(StatusChecks::over(
+            memory.jobs.clone(),
+            config.actions.status_check_schedule.clone(),
+        ));
         let Providers {
             twilio, genesys, ..
         } = providers;
@@ -391,7 +397,7 @@ async fn run(rounds: usize) -> anyhow::Result<()> {
     );
     let assumed = DYNAMODB_LATENCY.as_millis();
     println!(
-        "processor: the in-memory stores (the relay's own, its logic's test stores) answer concurrent calls in parallel, each after {assumed} ms, an assumed figure for DynamoDB in the same region, not measured against AWS; other AWS calls (Secrets Manager, SQS) go to moto"
+        "processor: the in-memory stores (the relay's own, its logic's test stores) and queue answer concurrent calls in parallel, each after {assumed} ms, an assumed figure for DynamoDB and SQS in the same region, not measured against AWS; Secrets Manager is read from moto"
     );
 
     let (moto, moto_bare) = measure_backend(&mut stack, Backend::Moto, rounds).await?;

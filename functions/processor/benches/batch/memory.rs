@@ -1,6 +1,6 @@
-//! The processor's state in memory, each store call answered after a fixed latency, as DynamoDB
-//! answers concurrent requests in parallel: the relay's own in-memory stores (the ones its logic
-//! is tested against) behind a delay, counting the calls.
+//! The processor's state and its own queue in memory, each call answered after a fixed latency,
+//! as DynamoDB and SQS answer concurrent requests in parallel: the relay's own in-memory stores
+//! (the ones its logic is tested against) behind a delay, counting the calls.
 //!
 //! moto works through DynamoDB calls about one after the other, so against it a batch mostly
 //! measures moto's throughput; against these stores the batch figure is about the processor's
@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use genesys_relay::inbound::jobs::{Job, JobQueue, MemoryJobs};
 use genesys_relay::state::claims::{ClaimRecord, ClaimStore, MemoryClaims};
 use genesys_relay::state::opt_outs::{MemoryOptOuts, OptOuts};
 use genesys_relay::state::sms::{Advance, MemorySmsLedger, SmsLedger, SmsRecord, Written};
@@ -26,6 +27,8 @@ pub struct Counts {
     pub ledger: usize,
     /// Opt-out list calls.
     pub opt_outs: usize,
+    /// Jobs queued (status checks).
+    pub jobs: usize,
 }
 
 impl Counts {
@@ -36,6 +39,7 @@ impl Counts {
             settled: self.settled - before.settled,
             ledger: self.ledger - before.ledger,
             opt_outs: self.opt_outs - before.opt_outs,
+            jobs: self.jobs - before.jobs,
         }
     }
 }
@@ -46,6 +50,7 @@ struct Counters {
     settled: AtomicUsize,
     ledger: AtomicUsize,
     opt_outs: AtomicUsize,
+    jobs: AtomicUsize,
 }
 
 /// An in-memory store behind a delay.
@@ -63,6 +68,8 @@ pub struct MemoryState {
     pub ledger: Arc<Delayed<MemorySmsLedger>>,
     /// The opt-out list.
     pub opt_outs: Arc<Delayed<MemoryOptOuts>>,
+    /// The main queue, for the jobs the processor queues itself.
+    pub jobs: Arc<Delayed<MemoryJobs>>,
     counters: Arc<Counters>,
 }
 
@@ -86,6 +93,11 @@ impl MemoryState {
                 latency,
                 counters: Arc::clone(&counters),
             }),
+            jobs: Arc::new(Delayed {
+                inner: MemoryJobs::default(),
+                latency,
+                counters: Arc::clone(&counters),
+            }),
             counters,
         }
     }
@@ -98,6 +110,7 @@ impl MemoryState {
             settled: read(&self.counters.settled),
             ledger: read(&self.counters.ledger),
             opt_outs: read(&self.counters.opt_outs),
+            jobs: read(&self.counters.jobs),
         }
     }
 }
@@ -197,5 +210,15 @@ impl OptOuts for Delayed<MemoryOptOuts> {
 
     fn has_opted_out<'a>(&'a self, number: &'a str) -> StoreFuture<'a, bool> {
         self.after(|c| &c.opt_outs, move |s| s.has_opted_out(number))
+    }
+}
+
+impl JobQueue for Delayed<MemoryJobs> {
+    fn is_fifo(&self) -> bool {
+        self.inner.is_fifo()
+    }
+
+    fn send<'a>(&'a self, job: &'a Job) -> StoreFuture<'a, ()> {
+        self.after(|c| &c.jobs, move |s| s.send(job))
     }
 }
