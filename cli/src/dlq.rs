@@ -257,14 +257,18 @@ impl Letter {
             .filter(|value| !value.is_empty())
     }
 
+    /// When SQS took the letter, in epoch milliseconds.
+    fn sent_ms(&self) -> Option<u64> {
+        self.system
+            .get(&MessageSystemAttributeName::SentTimestamp)?
+            .parse()
+            .ok()
+    }
+
     /// When SQS took the letter (RFC 3339): when it was dead-lettered, for letters sent to the
     /// DLQ rather than moved there.
     fn sent_at(&self) -> Option<String> {
-        let millis: i128 = self
-            .system
-            .get(&MessageSystemAttributeName::SentTimestamp)?
-            .parse()
-            .ok()?;
+        let millis = i128::from(self.sent_ms()?);
         time::OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000)
             .ok()?
             .format(&time::format_description::well_known::Rfc3339)
@@ -1430,6 +1434,11 @@ impl Tally {
         let sqs = senders.sqs;
         let mut seen = HashSet::new();
         let mut taken = 0;
+        // A letter taken by SQS before the run began was present at its start, however like one
+        // this run has sent back it is (the same event dead-lettered twice within a second).
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         loop {
             let want = self
                 .budget
@@ -1450,7 +1459,8 @@ impl Tally {
             for letter in batch {
                 let reading = Reading::of(&letter);
                 let print = fingerprint(&letter, &reading);
-                if self.fingerprints.contains(&print) {
+                let came_back = letter.sent_ms().is_none_or(|sent| sent >= started_ms);
+                if came_back && self.fingerprints.contains(&print) {
                     self.returned.push(letter.id.clone());
                     self.held.push(letter);
                     continue;

@@ -1080,6 +1080,29 @@ async fn redrive_ends_while_a_consumer_keeps_dead_lettering_what_it_moves() {
 }
 
 #[tokio::test]
+async fn identical_letters_present_at_the_start_are_all_moved() {
+    // The same event dead-lettered twice within one second: the letters are alike to the byte
+    // (the envelope's `received-at` has whole seconds), and both were there when the run began.
+    let s = setup(0).await;
+    for _ in 0..2 {
+        dead_letter::send(
+            &s.aws.sqs(),
+            &s.dlq,
+            r#"{"n":1}"#,
+            original_attributes(1),
+            "sms",
+            &Error::permanent("no customer number"),
+        )
+        .await
+        .expect("dead-lettered");
+    }
+    let report = s.run(s.redrive(None, false)).await.expect("redrive");
+    assert_eq!(report.json["moved"], 2, "{}", report.json);
+    assert_eq!(report.json["returned"], 0);
+    assert_eq!(s.aws.messages(&s.main).await.len(), 2);
+}
+
+#[tokio::test]
 async fn letters_of_one_event_for_different_deliveries_are_all_moved_in_one_run() {
     let s = setup(0).await;
     for endpoint in ["a", "b"] {

@@ -40,19 +40,14 @@ pub struct Deps {
 impl Deps {
     /// Builds every client from one AWS configuration.
     pub fn new(config: EventBridgeConfig, aws: &SdkConfig) -> Self {
-        let sqs = aws_sdk_sqs::Client::new(aws);
-        let claim_checks = config
-            .claim_check_bucket
-            .clone()
-            .map(|bucket| (genesys_relay::aws::s3_client(aws), bucket));
         Self {
-            queue: QueueSender::new(
-                sqs.clone(),
+            queue: QueueSender::from_aws(
+                aws,
                 config.queue_url.clone(),
-                claim_checks,
+                config.claim_check_bucket.clone(),
                 DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES,
             ),
-            sqs,
+            sqs: aws_sdk_sqs::Client::new(aws),
             config,
         }
     }

@@ -33,15 +33,11 @@ impl Deps {
     /// Builds every client from one AWS configuration.
     pub fn new(config: ReceiverConfig, aws: &SdkConfig) -> Self {
         let secrets_client = aws_sdk_secretsmanager::Client::new(aws);
-        let claim_checks = config
-            .claim_check_bucket
-            .clone()
-            .map(|bucket| (genesys_relay::aws::s3_client(aws), bucket));
         Self {
-            queue: QueueSender::new(
-                aws_sdk_sqs::Client::new(aws),
+            queue: QueueSender::from_aws(
+                aws,
                 config.queue_url.clone(),
-                claim_checks,
+                config.claim_check_bucket.clone(),
                 config.claim_check_threshold_bytes,
             ),
             genesys_keys: CachedSecret::new(

@@ -880,7 +880,11 @@ mod tests {
         checks.schedule(&soon, now).await.unwrap();
         checks.schedule(&later, now).await.unwrap();
         let sent = jobs.sent();
-        assert_eq!(sent[0].delay, Duration::from_secs(2), "never a moment early");
+        assert_eq!(
+            sent[0].delay,
+            Duration::from_secs(2),
+            "never a moment early"
+        );
         assert_eq!(sent[1].delay, MAX_SQS_DELAY, "queued again for the rest");
         assert_eq!(
             sent[0].attributes,

@@ -210,6 +210,23 @@ impl QueueSender {
         }
     }
 
+    /// A sender for `queue_url` built from one AWS configuration, with claim checks in `bucket`
+    /// when one is configured: what the receiver and the EventBridge handler queue with.
+    pub fn from_aws(
+        aws: &aws_config::SdkConfig,
+        queue_url: impl Into<String>,
+        bucket: Option<String>,
+        inline_max: usize,
+    ) -> Self {
+        let claim_checks = bucket.map(|bucket| (crate::aws::s3_client(aws), bucket));
+        Self::new(
+            aws_sdk_sqs::Client::new(aws),
+            queue_url,
+            claim_checks,
+            inline_max,
+        )
+    }
+
     /// The largest body this sender can queue, given the receiver's own `limit`: without a
     /// claim-check bucket, nothing larger than one SQS message. A cheap first bound only: `send`
     /// still refuses a body that is over the limit once its attributes are counted.
