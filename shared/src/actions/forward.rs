@@ -113,10 +113,38 @@ pub struct ForwardJob<'a> {
     pub deadline: Instant,
 }
 
+/// The credentials an endpoint's requests carry, read from their secret when needed.
+enum Credentials {
+    /// `user:password`, sent as HTTP Basic.
+    Basic(CachedSecret<SecretString>),
+    /// A token, sent as a bearer token.
+    Bearer(CachedSecret<SecretString>),
+}
+
+impl Credentials {
+    /// `request` with the credentials on.
+    async fn apply(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder> {
+        Ok(match self {
+            Self::Basic(cache) => {
+                let secret = cache.current().await?;
+                let (user, password) = secret
+                    .expose_secret()
+                    .split_once(':')
+                    .unwrap_or((secret.expose_secret(), ""));
+                request.basic_auth(user, Some(password))
+            }
+            Self::Bearer(cache) => {
+                let secret = cache.current().await?;
+                request.bearer_auth(secret.expose_secret())
+            }
+        })
+    }
+}
+
 struct EndpointRuntime {
     rule: Endpoint,
     url: reqwest::Url,
-    auth: Option<(bool, CachedSecret<SecretString>)>,
+    auth: Option<Credentials>,
     signing: Option<CachedSecret<Keys>>,
     encryption: Option<CachedSecret<EncryptionKey>>,
     slots: Arc<Semaphore>,
@@ -171,20 +199,22 @@ impl Forwarder {
                         endpoint.name
                     ))
                 })?;
+                let secret = |arn: &str| {
+                    let (client, arn, policy) = cache(arn);
+                    CachedSecret::new(
+                        client,
+                        arn,
+                        policy,
+                        credential as secrets::Parser<SecretString>,
+                    )
+                };
                 let auth = match &endpoint.auth {
                     EndpointAuth::None => None,
-                    EndpointAuth::Basic { secret_arn } | EndpointAuth::Bearer { secret_arn } => {
-                        let (client, arn, policy) = cache(secret_arn);
-                        let basic = matches!(endpoint.auth, EndpointAuth::Basic { .. });
-                        Some((
-                            basic,
-                            CachedSecret::new(
-                                client,
-                                arn,
-                                policy,
-                                credential as secrets::Parser<SecretString>,
-                            ),
-                        ))
+                    EndpointAuth::Basic { secret_arn } => {
+                        Some(Credentials::Basic(secret(secret_arn)))
+                    }
+                    EndpointAuth::Bearer { secret_arn } => {
+                        Some(Credentials::Bearer(secret(secret_arn)))
                     }
                 };
                 let signing = endpoint.signing_secret_arn.as_deref().map(|arn| {
@@ -341,17 +371,8 @@ impl Forwarder {
             // Unsigned deliveries still carry their id, so receivers can deduplicate retries.
             None => request = request.header("webhook-id", &delivery.delivery_id),
         }
-        if let Some((basic, cache)) = &endpoint.auth {
-            let secret = cache.current().await?;
-            request = if *basic {
-                let (user, password) = secret
-                    .expose_secret()
-                    .split_once(':')
-                    .unwrap_or((secret.expose_secret(), ""));
-                request.basic_auth(user, Some(password))
-            } else {
-                request.bearer_auth(secret.expose_secret())
-            };
+        if let Some(credentials) = &endpoint.auth {
+            request = credentials.apply(request).await?;
         }
         Ok(request.body(body))
     }
