@@ -16,6 +16,8 @@ pub struct Counters {
     pub batches_lost: AtomicU64,
     /// Records the processor reported failed, to be retried.
     pub retries: AtomicU64,
+    /// Woken each time the processor reports records failed, so a waiter needs no polling.
+    pub retried: tokio::sync::Notify,
     /// EventBridge handler invocations.
     pub events: AtomicU64,
 }

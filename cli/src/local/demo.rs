@@ -135,14 +135,19 @@ async fn put_event(http: &reqwest::Client, stack: &Stack, file: &std::path::Path
 /// Waits (at most 60 s) until the processor has reported a record failed since it had reported
 /// `before`: the `.acw` tried without its context.
 async fn wait_for_a_retry(stack: &Stack, before: u64) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while stack.counters.retries.load(Ordering::Relaxed) == before {
-        if Instant::now() > deadline {
-            bail!("the .acw was not tried within 60 s");
+    let retried = async {
+        loop {
+            // Made before the count is read, so a retry reported in between still wakes it.
+            let notified = stack.counters.retried.notified();
+            if stack.counters.retries.load(Ordering::Relaxed) != before {
+                return;
+            }
+            notified.await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(60), retried)
+        .await
+        .map_err(|_| anyhow::anyhow!("the .acw was not tried within 60 s"))
 }
 
 /// Waits until no queue holds work, every SMS has had its callbacks, and that stays so.

@@ -580,9 +580,12 @@ impl Poller {
                 self.counters.batches_lost.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            self.counters
-                .retries
-                .fetch_add(failed.len() as u64, Ordering::Relaxed);
+            if !failed.is_empty() {
+                self.counters
+                    .retries
+                    .fetch_add(failed.len() as u64, Ordering::Relaxed);
+                self.counters.retried.notify_waiters();
+            }
             let done: Vec<DeleteMessageBatchRequestEntry> = receipts
                 .into_iter()
                 .filter(|(id, _)| !failed.contains(id))
