@@ -5,19 +5,20 @@
 
 use genesys_relay::actions::delivery_status::StatusCallback;
 use genesys_relay::inbound::event::EventKey;
-use genesys_relay::inbound::queue::{Envelope, Source};
+use genesys_relay::inbound::queue::{Envelope, MediaType, Source};
+use genesys_relay::outbound::forward::event::{event_type, event_value};
+use genesys_relay::outbound::forward::Job;
 use libfuzzer_sys::fuzz_target;
-use processor::forwarding::{event_type, event_value, Job};
 use time::OffsetDateTime;
 
-fn envelope(source: Source, content_type: &str) -> Envelope {
+fn envelope(source: Source, content_type: MediaType) -> Envelope {
     let event_key = EventKey::from_parts(&["fuzz"]);
     Envelope {
         group_id: event_key.as_str().to_owned(),
         event_key,
         source,
         received_at: OffsetDateTime::UNIX_EPOCH,
-        content_type: content_type.to_owned(),
+        content_type,
         correlation_id: None,
     }
 }
@@ -28,8 +29,7 @@ fn check_job(value: &str) {
     };
     assert!(!job.endpoint.is_empty() && !job.endpoint.contains(';'));
     // The form `Job::encode` writes reads back as the same job.
-    let encoded = format!("{};{};{}", job.endpoint, job.attempt, job.not_before_ms);
-    assert_eq!(Job::parse(&encoded), Some(job));
+    assert_eq!(Job::parse(&job.encode()), Some(job));
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -56,13 +56,13 @@ fuzz_target!(|data: &[u8]| {
     text.lines().take(64).for_each(check_job);
 
     // A queued body as the processor reads it.
-    let form = envelope(Source::TwilioStatus, "application/x-www-form-urlencoded");
+    let form = envelope(Source::TwilioStatus, MediaType::Form);
     let event = event_value(&form, text);
     let fields = event.as_object().expect("a form reads as an object");
     assert!(fields.len() <= pairs.len());
     assert_eq!(event_type(&form, &event), "twilio.message-status");
     for source in [Source::GenesysWebhook, Source::GenesysEventBridge] {
-        let json = envelope(source, "application/json");
+        let json = envelope(source, MediaType::Json);
         let event = event_value(&json, text);
         assert!(!event_type(&json, &event).is_empty());
     }

@@ -1,9 +1,10 @@
 //! The one error taxonomy of genesys-relay.
 //!
-//! Every failure in the product is one of three kinds, and the kind alone decides what happens next:
+//! Every failure in the product is one of four kinds, and the kind alone decides what happens next:
 //! a [`Error::Rejected`] request is answered 4xx and never retried, a [`Error::Retryable`] failure is
-//! answered 503 (or retried from the queue), and a [`Error::Permanent`] failure is dead-lettered with
-//! its reason. Nothing else in the code base decides between those outcomes.
+//! answered 503 (or retried from the queue), a [`Error::Deferred`] piece of work was not tried and
+//! waits its time without spending an attempt, and a [`Error::Permanent`] failure is dead-lettered
+//! with its reason. Nothing else in the code base decides between those outcomes.
 
 use std::time::Duration;
 
@@ -69,6 +70,15 @@ pub enum Error {
         /// How long to wait before trying again, when the failing party said so.
         retry_after: Option<Duration>,
     },
+    /// Not tried, and not failed: the work waits `wait` and is tried then, spending no attempt
+    /// (a job not yet due, an endpoint behind an open circuit, too little time left to try).
+    #[error("{message}")]
+    Deferred {
+        /// Why it waits, for logs.
+        message: String,
+        /// How long it waits.
+        wait: Duration,
+    },
     /// A failure that no retry will fix: dead-letter it with this reason.
     #[error("{message}")]
     Permanent {
@@ -94,6 +104,14 @@ impl Error {
         }
     }
 
+    /// Work that waits `wait` before it is tried, spending no attempt.
+    pub fn deferred(message: impl Into<String>, wait: Duration) -> Self {
+        Self::Deferred {
+            message: message.into(),
+            wait,
+        }
+    }
+
     /// A failure that retrying cannot fix.
     pub fn permanent(message: impl Into<String>) -> Self {
         Self::Permanent {
@@ -106,6 +124,7 @@ impl Error {
         match self {
             Self::Rejected { .. } => ErrorClass::Rejected,
             Self::Retryable { .. } => ErrorClass::Retryable,
+            Self::Deferred { .. } => ErrorClass::Deferred,
             Self::Permanent { .. } => ErrorClass::Permanent,
         }
     }
@@ -119,6 +138,8 @@ pub enum ErrorClass {
     Rejected,
     /// May pass: retry.
     Retryable,
+    /// Not tried yet: wait.
+    Deferred,
     /// Will not pass: dead-letter with the reason.
     Permanent,
 }
@@ -129,6 +150,7 @@ impl ErrorClass {
         match self {
             Self::Rejected => "rejected",
             Self::Retryable => "retryable",
+            Self::Deferred => "deferred",
             Self::Permanent => "permanent",
         }
     }
@@ -214,6 +236,7 @@ mod tests {
             "rejected"
         );
         assert_eq!(Error::retryable("x").class(), "retryable");
+        assert_eq!(Error::deferred("x", Duration::ZERO).class(), "deferred");
         assert_eq!(Error::permanent("x").class(), "permanent");
     }
 }

@@ -3,16 +3,18 @@
 //! # Layout
 //!
 //! - [`config`], [`error`]: typed settings checked at init, and the one error taxonomy (rejected,
-//!   retryable, permanent) that decides every answer, retry and dead letter.
+//!   retryable, deferred, permanent) that decides every answer, retry and dead letter.
 //! - [`inbound`]: what comes in: authentication of webhooks and callbacks, the event models and
 //!   the event key, the EventBridge topics, the queue envelope and claim checks.
-//! - [`outbound`]: what goes out: the Twilio and Genesys Cloud clients, forwarding to downstream
-//!   services (SSRF policy, circuit breaker, signed envelopes), over one HTTP client.
+//! - [`outbound`]: what goes out: the Twilio and Genesys Cloud clients and forwarding to downstream
+//!   services (SSRF policy, circuit breaker, signed envelopes, attempts, jobs and their schedule,
+//!   all in [`outbound::forward`]), over one HTTP client.
 //! - [`state`]: the single DynamoDB table: every record kind listed in [`state::records`], each
 //!   behind a narrow trait with a DynamoDB and an in-memory store that keep the same conditional
 //!   semantics; the idempotency logic over the claims.
 //! - [`actions`]: the idempotent units the processor runs (the SMS on wrap-up, the delivery
-//!   status write-back, forwarding) and what they share.
+//!   status write-back; forwarding runs the same way from [`outbound::forward`]) and what they
+//!   share.
 //! - [`rules`]: which events trigger which actions, parsed from the `RULES` JSON.
 //! - [`secrets`], [`aws`], [`clock`], [`dead_letter`], [`telemetry`]: cached, rotation-aware
 //!   secrets; the AWS SDK configuration and error mapping; the time, passed in; the dead-letter

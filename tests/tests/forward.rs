@@ -9,11 +9,11 @@ use genesys_relay::config::{Env, EventBridgeConfig, ProcessorConfig, ReceiverCon
 use genesys_relay::dead_letter;
 use genesys_relay::inbound::event::EventKey;
 use genesys_relay::inbound::queue::{Envelope, MediaType, QueueSender, Source};
+use genesys_relay::outbound::forward;
 use genesys_relay::outbound::forward::circuit::CircuitPolicy;
 use genesys_relay::outbound::forward::envelope::{self, Delivery, EncryptionKey};
 use genesys_relay::state::endpoints::{DynamoEndpoints, EndpointRecords};
 use lambda_runtime::{Context, LambdaEvent};
-use processor::forwarding;
 use processor::{handle, Deps};
 use relay_tests::fakes::downstream::{Downstream, Reply, HELD};
 use relay_tests::providers::{http_client, Providers};
@@ -151,7 +151,7 @@ fn as_job(batch: &SqsEvent, endpoint: &str, attempt: u32) -> SqsEvent {
     attribute.data_type = Some("String".into());
     job.records[0]
         .message_attributes
-        .insert(forwarding::ATTRIBUTE.into(), attribute);
+        .insert(forward::ATTRIBUTE.into(), attribute);
     job
 }
 
@@ -260,7 +260,7 @@ async fn an_early_job_waits_and_a_job_out_of_attempts_is_dead_lettered() {
         genesys_relay::state::table::epoch_millis(std::time::SystemTime::now()) + 60_000;
     early.records[0]
         .message_attributes
-        .get_mut(forwarding::ATTRIBUTE)
+        .get_mut(forward::ATTRIBUTE)
         .unwrap()
         .string_value = Some(format!("bad;2;{not_before}"));
     assert_eq!(stack.process(early).await.len(), 1);
@@ -279,7 +279,7 @@ async fn an_early_job_waits_and_a_job_out_of_attempts_is_dead_lettered() {
         .unwrap()
         .contains("gave up after 8 attempts"));
     assert_eq!(
-        attribute(&dead[0], forwarding::ATTRIBUTE).as_deref(),
+        attribute(&dead[0], forward::ATTRIBUTE).as_deref(),
         Some("bad;1;0"),
         "a redrive makes this endpoint's delivery again, from attempt 1, and nothing else"
     );
@@ -667,7 +667,7 @@ async fn a_slow_endpoint_is_cut_off_before_the_deadline_and_its_delivery_queued_
     stack.downstream.script("/slow", vec![Reply::Hold]);
     stack.enqueue("c1").await;
     let batch = stack.aws.receive_batch(&stack.queue_url, 60).await;
-    let context = ending_in(forwarding::WRAP_UP + Duration::from_secs(2));
+    let context = ending_in(forward::WRAP_UP + Duration::from_secs(2));
 
     // Only a guard against hanging; the assertions are on what the handler did.
     let response = tokio::time::timeout(
@@ -711,7 +711,7 @@ async fn with_no_time_left_for_an_attempt_the_delivery_is_postponed_uncounted() 
     stack.enqueue("c1").await;
     let batch = stack.aws.receive_batch(&stack.queue_url, 60).await;
     let response = handle(
-        LambdaEvent::new(batch, ending_in(forwarding::WRAP_UP)),
+        LambdaEvent::new(batch, ending_in(forward::WRAP_UP)),
         &stack.deps,
     )
     .await
@@ -733,7 +733,7 @@ async fn with_no_time_left_for_an_attempt_the_delivery_is_postponed_uncounted() 
     // Queued at once, as the same attempt, and delivered by the next invocation.
     let (job, failed) = stack.process_queue().await;
     assert_eq!(job.records.len(), 1);
-    let marker = job.records[0].message_attributes[forwarding::ATTRIBUTE]
+    let marker = job.records[0].message_attributes[forward::ATTRIBUTE]
         .string_value
         .clone()
         .unwrap();
@@ -743,4 +743,35 @@ async fn with_no_time_left_for_an_attempt_the_delivery_is_postponed_uncounted() 
     assert_eq!(received.len(), 1);
     let delivery: Delivery = serde_json::from_slice(&received[0].body).unwrap();
     assert_eq!(delivery.attempt, 1);
+}
+
+#[tokio::test]
+async fn a_delivery_held_elsewhere_waits_as_its_own_job_and_the_record_is_acknowledged() {
+    let stack = stack(
+        |d, _| json!([endpoint(d, "crm", json!({}))]),
+        CircuitPolicy::default(),
+    )
+    .await;
+    let key = stack.enqueue("c1").await;
+    let body = json!({"topicName": TOPIC, "eventBody": {"conversationId": "c1", "eventTime": 1795150799000_i64}});
+    // Another invocation holds this delivery's claim (it is delivering right now).
+    stack
+        .deps
+        .idempotency
+        .claim(
+            "forward:crm",
+            &key,
+            body.to_string().as_bytes(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let (_, failed) = stack.process_queue().await;
+    assert!(failed.is_empty(), "the record is not retried as a whole");
+    assert!(stack.downstream.received("/crm").is_empty());
+    assert_eq!(
+        stack.delayed().await,
+        1,
+        "the delivery waits on the queue as its own job"
+    );
 }

@@ -167,7 +167,7 @@ async fn a_redrive_long_after_the_event_never_texts_the_customer_again() {
         Some("forward:crm")
     );
     assert_eq!(
-        attribute(&letters[0], processor::forwarding::ATTRIBUTE).as_deref(),
+        attribute(&letters[0], genesys_relay::outbound::forward::ATTRIBUTE).as_deref(),
         Some("crm;1;0"),
         "the letter is that endpoint's delivery alone"
     );

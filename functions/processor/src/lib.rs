@@ -23,6 +23,7 @@ use genesys_relay::actions::delivery_status::{self, StatusChecks};
 use genesys_relay::actions::ActionDeps;
 use genesys_relay::clock::Clock;
 use genesys_relay::config::ProcessorConfig;
+use genesys_relay::inbound::jobs::{JobQueue, SqsJobs};
 use genesys_relay::state::claims::DynamoClaims;
 use genesys_relay::state::conversations::{Conversations, DynamoConversations};
 use genesys_relay::state::idempotency::{lease_until, Idempotency};
@@ -44,6 +45,9 @@ pub struct Deps {
     pub conversations: Arc<dyn Conversations>,
     /// What the actions use.
     pub actions: ActionDeps,
+    /// Where the processor's own jobs go (forwarding retries; status checks hold the same
+    /// queue): the main queue.
+    pub jobs: Arc<dyn JobQueue>,
     /// The time retry budgets are measured by (tests move it forward instead of waiting).
     pub clock: Clock,
 }
@@ -57,8 +61,9 @@ impl Deps {
         http: reqwest::Client,
     ) -> genesys_relay::Result<Self> {
         let ddb = aws_sdk_dynamodb::Client::new(aws);
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let jobs: Arc<dyn JobQueue> = Arc::new(SqsJobs::new(sqs.clone(), &config.queue_url));
         Ok(Self {
-            sqs: aws_sdk_sqs::Client::new(aws),
             s3: genesys_relay::aws::s3_client(aws),
             idempotency: Idempotency::for_actions(
                 Arc::new(DynamoClaims::new(
@@ -74,11 +79,12 @@ impl Deps {
             )),
             actions: ActionDeps::new(&config.actions, aws, http)
                 .await?
-                .with_status_checks(Some(StatusChecks::new(
-                    aws_sdk_sqs::Client::new(aws),
-                    &config.queue_url,
+                .with_status_checks(Some(StatusChecks::over(
+                    Arc::clone(&jobs),
                     config.actions.status_check_schedule.clone(),
                 ))),
+            sqs,
+            jobs,
             clock: genesys_relay::clock::system(),
             config,
         })
@@ -177,34 +183,33 @@ async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> Settled {
         Ok(()) => return Settled::Done,
         Err(failure) => failure,
     };
-    match &failure.error {
-        Error::Retryable { retry_after, .. } => {
-            let delay = backoff::visibility_delay(
-                record::receive_count(record),
-                *retry_after,
-                deps.config.max_backoff,
-                fastrand::f64(),
-            );
-            let queued_for = queued_for(record, (deps.clock)());
-            if queued_for + delay > deps.config.retry_budget {
-                let spent = Error::permanent(format!(
-                    "retried for {} s, and the retry budget (RETRY_BUDGET_SECS) is {} s; last \
-                     failure: {}",
-                    queued_for.as_secs(),
-                    deps.config.retry_budget.as_secs(),
-                    failure.error
-                ));
-                return dead_letter_record(record, &failure.action, &spent, deps).await;
-            }
-            tracing::warn!(message_id = %id, action = %failure.action, reason = %failure.error, retry_in_secs = delay.as_secs(), "will retry");
-            telemetry::count_outcome(Function::Processor, &failure.action, Label::Retry);
-            delay_visibility(record, delay, deps).await;
-            Settled::Again(Some(delay))
-        }
+    let delay = match &failure.error {
+        // Not tried: it waits exactly its time.
+        Error::Deferred { wait, .. } => (*wait).min(backoff::MAX_VISIBILITY),
+        Error::Retryable { retry_after, .. } => backoff::visibility_delay(
+            record::receive_count(record),
+            *retry_after,
+            deps.config.max_backoff,
+            fastrand::f64(),
+        ),
         Error::Permanent { .. } | Error::Rejected { .. } => {
-            dead_letter_record(record, &failure.action, &failure.error, deps).await
+            return dead_letter_record(record, &failure.action, &failure.error, deps).await;
         }
+    };
+    let queued_for = queued_for(record, (deps.clock)());
+    if queued_for + delay > deps.config.retry_budget {
+        let spent = Error::permanent(format!(
+            "retried for {} s, and the retry budget (RETRY_BUDGET_SECS) is {} s; last failure: {}",
+            queued_for.as_secs(),
+            deps.config.retry_budget.as_secs(),
+            failure.error
+        ));
+        return dead_letter_record(record, &failure.action, &spent, deps).await;
     }
+    tracing::warn!(message_id = %id, action = %failure.action, reason = %failure.error, retry_in_secs = delay.as_secs(), "will retry");
+    telemetry::count_outcome(Function::Processor, &failure.action, Label::Retry);
+    delay_visibility(record, delay, deps).await;
+    Settled::Again(Some(delay))
 }
 
 /// How long the record's work has been due: since SQS's `SentTimestamp` (acceptance, or the
@@ -221,8 +226,7 @@ fn queued_for(record: &SqsMessage, now: SystemTime) -> Duration {
             .get(name)
             .and_then(|a| a.string_value.as_deref())
     };
-    let due_ms = attribute(forwarding::ATTRIBUTE)
-        .and_then(forwarding::Job::parse)
+    let due_ms = forwarding::job_of(record)
         .map(|job| job.not_before_ms)
         .or_else(|| {
             attribute(delivery_status::CHECK_ATTRIBUTE)
@@ -296,6 +300,7 @@ async fn delay_visibility(record: &SqsMessage, delay: Duration, deps: &Deps) {
 mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsMessageAttribute;
+    use genesys_relay::outbound::forward;
 
     fn record(sent_ms: u64, attribute: Option<(&str, String)>) -> SqsMessage {
         let mut record = SqsMessage::default();
@@ -327,10 +332,7 @@ mod tests {
             Some((delivery_status::CHECK_ATTRIBUTE, format!("SM1;5;{due}"))),
         );
         assert_eq!(queued_for(&check, now), Duration::from_secs(1));
-        let job = record(
-            sent_ms,
-            Some((forwarding::ATTRIBUTE, format!("crm;3;{due}"))),
-        );
+        let job = record(sent_ms, Some((forward::ATTRIBUTE, format!("crm;3;{due}"))));
         assert_eq!(queued_for(&job, now), Duration::from_secs(1));
         // Not due yet: nothing spent.
         let early = UNIX_EPOCH + Duration::from_millis(sent_ms + 1000);

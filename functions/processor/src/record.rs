@@ -61,7 +61,7 @@ pub async fn process(record: &SqsMessage, deps: &Deps, lease: Duration) -> Resul
             .get(name)
             .and_then(|a| a.string_value.clone())
     };
-    let job = attribute(forwarding::ATTRIBUTE).and_then(|v| forwarding::Job::parse(&v));
+    let job = forwarding::job_of(record);
     // A scheduled status check carries no event: it reads the message's status back from Twilio.
     let check = attribute(delivery_status::CHECK_ATTRIBUTE)
         .and_then(|v| delivery_status::StatusCheck::parse(&v));

@@ -9,11 +9,12 @@ use serde_json::json;
 /// How long a sender is asked to wait after a 503 when the failing dependency gave no hint.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// The HTTP status for an error: its rejection's 4xx, 503 for retryable, 500 for permanent.
+/// The HTTP status for an error: its rejection's 4xx, 503 for retryable or deferred, 500 for
+/// permanent.
 pub fn status_of(error: &Error) -> u16 {
     match error {
         Error::Rejected { kind, .. } => kind.status(),
-        Error::Retryable { .. } => 503,
+        Error::Retryable { .. } | Error::Deferred { .. } => 503,
         Error::Permanent { .. } => 500,
     }
 }
@@ -23,15 +24,19 @@ pub fn error(error: &Error, allow: Option<&str>) -> Response<Body> {
     let status = status_of(error);
     let (code, message) = match error {
         Error::Rejected { kind, message } => (kind.code(), message.as_str()),
-        Error::Retryable { .. } => ("unavailable", "the event was not stored; retry later"),
+        Error::Retryable { .. } | Error::Deferred { .. } => {
+            ("unavailable", "the event was not stored; retry later")
+        }
         Error::Permanent { .. } => ("internal_error", "the event was not stored; retry later"),
     };
     let mut builder = Response::builder().status(status);
-    if let Error::Retryable { retry_after, .. } = error {
-        builder = builder.header(
-            "retry-after",
-            retry_after.unwrap_or(DEFAULT_RETRY_AFTER).as_secs().max(1),
-        );
+    let retry_after = match error {
+        Error::Retryable { retry_after, .. } => Some(retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
+        Error::Deferred { wait, .. } => Some(*wait),
+        _ => None,
+    };
+    if let Some(wait) = retry_after {
+        builder = builder.header("retry-after", wait.as_secs().max(1));
     }
     if let Some(allow) = allow {
         builder = builder.header("allow", allow);

@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::{run_once, status_attributes, ActionDeps, Outcome};
 use crate::error::{Error, Result};
 use crate::inbound::event::EventKey;
-use crate::inbound::jobs::{Job, JobQueue, SqsJobs};
+use crate::inbound::jobs::{Job, JobQueue, MAX_DELAY};
 use crate::outbound::twilio::status_rank;
 use crate::state::idempotency::Idempotency;
 use crate::state::sms::{Advance, SmsRecord, Written};
@@ -334,9 +334,6 @@ pub const DEFAULT_CHECK_SCHEDULE: [Duration; 5] = [
     Duration::from_secs(6 * 3600),
 ];
 
-/// The longest delay SQS puts on a message; a check due later is received early and waits again.
-const MAX_SQS_DELAY: Duration = Duration::from_secs(900);
-
 /// One scheduled check of a message's delivery status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusCheck {
@@ -411,16 +408,6 @@ impl std::fmt::Debug for StatusChecks {
 }
 
 impl StatusChecks {
-    /// Checks queued on `queue_url` (the main queue, which the processor consumes), due by
-    /// `schedule` (see [`DEFAULT_CHECK_SCHEDULE`]).
-    pub fn new(
-        sqs: aws_sdk_sqs::Client,
-        queue_url: impl Into<String>,
-        schedule: Vec<Duration>,
-    ) -> Self {
-        Self::over(Arc::new(SqsJobs::new(sqs, queue_url)), schedule)
-    }
-
     /// Checks queued on `queue`, due by `schedule`.
     pub fn over(queue: Arc<dyn JobQueue>, schedule: Vec<Duration>) -> Self {
         Self { queue, schedule }
@@ -445,7 +432,7 @@ impl StatusChecks {
         let job = Job {
             body: body.to_string(),
             attributes: vec![(CHECK_ATTRIBUTE.to_owned(), check.encode())],
-            delay: Duration::from_secs(wait_ms.div_ceil(1000)).min(MAX_SQS_DELAY),
+            delay: Duration::from_secs(wait_ms.div_ceil(1000)).min(MAX_DELAY),
             fifo: Some((
                 format!("{CHECK_NAME}-{}", check.message_sid),
                 format!("{}-{}", check.message_sid, check.attempt),
@@ -499,7 +486,7 @@ fn settled(record: &SmsRecord) -> bool {
 ///
 /// A check not due yet is put back on the queue for the rest of its wait (SQS delays a message
 /// 15 minutes at most), as a new message, so waiting never counts as a retry; on a FIFO queue,
-/// which takes no per-message delay, it is `Retryable` with the wait, and the processor hides it
+/// which takes no per-message delay, it is deferred by the wait, and the processor hides it
 /// until then.
 ///
 /// A due one reads the message back from Twilio while the ledger holds no final status, and
@@ -524,13 +511,13 @@ pub async fn run_check(
                     format!("{} due in {} s", check.message_sid, wait.as_secs()),
                 ))
             }
-            _ => Err(Error::Retryable {
-                message: format!(
+            _ => Err(Error::deferred(
+                format!(
                     "status check {} of {} is not due yet",
                     check.attempt, check.message_sid
                 ),
-                retry_after: Some(wait),
-            }),
+                wait,
+            )),
         };
     }
     let payload = check.encode();
@@ -885,7 +872,7 @@ mod tests {
             Duration::from_secs(2),
             "never a moment early"
         );
-        assert_eq!(sent[1].delay, MAX_SQS_DELAY, "queued again for the rest");
+        assert_eq!(sent[1].delay, MAX_DELAY, "queued again for the rest");
         assert_eq!(
             sent[0].attributes,
             [(CHECK_ATTRIBUTE.to_owned(), soon.encode())]

@@ -1,10 +1,10 @@
-//! The actions: small, idempotent units the processor runs.
+//! The actions: small, idempotent units the processor runs (forwarding, whose parts belong
+//! together, lives in [`crate::outbound::forward`]).
 //!
 //! Each returns an [`Outcome`] (stored as the idempotency result and counted in metrics) or an
 //! error whose class decides retry or dead-letter.
 
 pub mod delivery_status;
-pub mod forward;
 pub mod sms_on_wrapup;
 pub mod wrapup_codes;
 
@@ -23,6 +23,7 @@ use crate::config::ActionsConfig;
 use crate::error::Result;
 use crate::inbound::event::{EventKey, GenesysDetail};
 use crate::inbound::queue::Source;
+use crate::outbound::forward::Forwarder;
 use crate::outbound::genesys::{GenesysClient, GenesysCredentials};
 use crate::outbound::twilio::{TwilioClient, TwilioCredentials};
 use crate::rules::Rules;
@@ -49,7 +50,7 @@ pub struct ActionDeps {
     /// The receiver's public Twilio status URL, given to Twilio as `StatusCallback`.
     pub status_callback_url: Option<String>,
     /// Delivery to downstream services, when the rules name any.
-    pub forward: Option<forward::Forwarder>,
+    pub forward: Option<Forwarder>,
     /// Where each SMS's status checks are queued, so a lost callback is read back from Twilio;
     /// `None` (no main queue known) schedules none. See [`ActionDeps::with_status_checks`].
     pub status_checks: Option<delivery_status::StatusChecks>,
@@ -77,7 +78,7 @@ impl ActionDeps {
             GenesysCredentials::parse,
         ));
         let forward = match &config.rules.forward {
-            Some(rule) => Some(forward::Forwarder::new(rule, config, aws)?),
+            Some(rule) => Some(Forwarder::new(rule, config, aws)?),
             None => None,
         };
         let genesys = GenesysClient::new(http.clone(), config.genesys.clone(), genesys_credentials);

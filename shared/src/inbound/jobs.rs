@@ -10,6 +10,9 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use crate::error::Error;
 use crate::state::StoreFuture;
 
+/// The longest delay SQS puts on a message; a job due later is received early and waits again.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
 /// One message for later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -17,7 +20,7 @@ pub struct Job {
     pub body: String,
     /// String attributes; the one naming the job's kind tells the processor what to do.
     pub attributes: Vec<(String, String)>,
-    /// How long SQS keeps it back (at most 15 minutes; ignored on a FIFO queue).
+    /// How long SQS keeps it back (at most [`MAX_DELAY`]; ignored on a FIFO queue).
     pub delay: Duration,
     /// On a FIFO queue: its message group and deduplication id.
     pub fifo: Option<(String, String)>,
@@ -73,7 +76,7 @@ impl JobQueue for SqsJobs {
                 Some((group, dedup)) if self.is_fifo() => request
                     .message_group_id(group)
                     .message_deduplication_id(dedup),
-                _ => request.delay_seconds(i32::try_from(job.delay.as_secs()).unwrap_or(900)),
+                _ => request.delay_seconds(job.delay.min(MAX_DELAY).as_secs() as i32),
             };
             request
                 .send()

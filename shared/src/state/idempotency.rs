@@ -96,7 +96,7 @@ impl Idempotency {
     pub fn for_actions(store: Arc<dyn ClaimStore>, config: &ActionsConfig) -> Self {
         Self::over(store, config.idempotency_window)
             .with_window(crate::actions::sms_on_wrapup::NAME, config.sms_window)
-            .with_window(crate::actions::forward::NAME_PREFIX, config.sms_window)
+            .with_window(crate::outbound::forward::NAME_PREFIX, config.sms_window)
     }
 
     /// Remembers `action`'s results for `window` instead of the general one; an `action` ending in

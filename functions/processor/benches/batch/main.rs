@@ -128,6 +128,7 @@ impl Stack {
         in_memory.idempotency = Idempotency::for_actions(memory.claims.clone(), &config.actions);
         in_memory.actions.sms = memory.ledger.clone();
         in_memory.actions.opt_outs = memory.opt_outs.clone();
+        in_memory.jobs = memory.jobs.clone();
         in_memory.actions.status_checks = Some(StatusChecks::over(
             memory.jobs.clone(),
             config.actions.status_check_schedule.clone(),

@@ -1,18 +1,18 @@
-//! Forward events to downstream HTTP services: one delivery per (event, endpoint), signed with
-//! Standard Webhooks, optionally encrypted, through SSRF-guarded connections, behind a circuit
-//! breaker per endpoint, each attempt audited.
+//! The endpoints and one delivery attempt to one of them: signed with Standard Webhooks,
+//! optionally encrypted, through SSRF-guarded connections, behind a circuit breaker per
+//! endpoint, each attempt audited.
 //!
-//! The action decides what a failure means and the caller decides how to wait: [`ForwardError::Retry`]
-//! comes back on the retry schedule, [`ForwardError::Defer`] waits for an open circuit without
-//! counting an attempt, and [`ForwardError::Fail`] is final (dead-lettered). A 410 Gone disables
-//! the endpoint: its deliveries are dead-lettered from then on.
+//! An attempt's result is the product's [`Error`]: `Retryable` for what may pass (408, 425, 429,
+//! 5xx, a timeout, no connection), `Deferred` when no request was sent (the circuit is open, too
+//! little time is left), `Permanent` for the rest. A 410 Gone disables the endpoint: its
+//! deliveries are dead-lettered from then on.
 //!
 //! An endpoint URL the egress policy refuses on its face (scheme, credentials, an address or a
 //! name like `localhost` that is not public) stops [`Forwarder::new`], so a misconfigured
 //! endpoint fails the function at init rather than at its first delivery; names that need DNS
-//! are judged at each connection, since what they resolve to can change. Each attempt ends by the
-//! job's deadline at the latest, whatever the endpoint's own timeout, so a slow endpoint comes
-//! back as a retryable timeout instead of holding the invocation until Lambda stops it.
+//! are judged at each connection, since what they resolve to can change. Each attempt ends by its
+//! deadline at the latest, whatever the endpoint's own timeout, so a slow endpoint comes back as
+//! a retryable timeout instead of holding the invocation until Lambda stops it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -24,90 +24,28 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::Outcome;
+use super::circuit::{CircuitBreaker, Permit};
+use super::envelope::{self, Delivery, EncryptionKey, RawEvent};
+use super::event::Event;
+use super::schedule::MIN_ATTEMPT;
+use super::ssrf::{guarded_client, EgressPolicy, GuardedResolver, SsrfError};
+use crate::actions::Outcome;
 use crate::config::ActionsConfig;
 use crate::error::{Error, Result};
 use crate::inbound::auth::Keys;
-use crate::inbound::event::EventKey;
-use crate::outbound::forward::circuit::{CircuitBreaker, Permit};
-use crate::outbound::forward::envelope::{self, Delivery, EncryptionKey, RawEvent};
-use crate::outbound::forward::ssrf::{guarded_client, EgressPolicy, GuardedResolver, SsrfError};
 use crate::rules::{Endpoint, EndpointAuth, Forward};
 use crate::secrets::{self, CachedSecret};
-use crate::state::endpoints::{Attempt, DynamoEndpoints, EndpointRecords};
+use crate::state::endpoints::{Attempt as AttemptRecord, DynamoEndpoints, EndpointRecords};
 use crate::telemetry;
 use crate::telemetry::{Function, Label};
 
-/// Action name prefix; the endpoint's name follows (`forward:crm`).
-pub const NAME_PREFIX: &str = "forward:";
-
-/// Delay before attempt `n + 1` after attempt `n` failed: seconds, then minutes, then hours,
-/// capped at 12 h, the longest SQS can hide a message.
-pub const SCHEDULE: &[Duration] = &[
-    Duration::from_secs(10),
-    Duration::from_secs(60),
-    Duration::from_secs(5 * 60),
-    Duration::from_secs(30 * 60),
-    Duration::from_secs(2 * 3600),
-    Duration::from_secs(5 * 3600),
-    Duration::from_secs(10 * 3600),
-    Duration::from_secs(12 * 3600),
-];
-
-/// The longest any delivery waits (what SQS visibility allows).
-pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
-
-/// The shortest attempt worth making: with less time left before the job's deadline, no request
-/// is sent (it could only time out) and the delivery is postponed without counting an attempt.
-pub const MIN_ATTEMPT: Duration = Duration::from_secs(1);
-
-/// The wait before the next attempt: the schedule, or longer when the endpoint asked.
-pub fn retry_delay(failed_attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let index = (failed_attempt.max(1) as usize - 1).min(SCHEDULE.len() - 1);
-    SCHEDULE[index]
-        .max(retry_after.unwrap_or_default())
-        .min(MAX_DELAY)
-}
-
-/// Why a delivery did not happen, and so when to try again.
-#[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
-    /// Failed in a way that may pass (408/425/429/5xx, timeout, connection): next attempt after
-    /// the schedule or the endpoint's Retry-After, whichever is longer.
-    #[error("{reason}")]
-    Retry {
-        /// What happened, for logs and the dead-letter reason when attempts run out.
-        reason: String,
-        /// The endpoint's Retry-After.
-        retry_after: Option<Duration>,
-    },
-    /// The endpoint's circuit is open: try again after this, without counting an attempt.
-    #[error("circuit open; deferred for {}s", .0.as_secs())]
-    Defer(Duration),
-    /// Too little time was left before the job's deadline to make the attempt, so none was made:
-    /// try again in a later invocation, without counting an attempt.
-    #[error("no time left for an attempt before the invocation's deadline")]
-    OutOfTime,
-    /// Final (or a failure of ours, classified as usual).
-    #[error(transparent)]
-    Fail(#[from] Error),
-}
-
-/// One event to deliver.
-#[derive(Debug, Clone)]
-pub struct ForwardJob<'a> {
-    /// The event's dedup key.
-    pub event_key: &'a EventKey,
-    /// Where the event came from (`genesys-webhook`, `twilio-status`).
-    pub source: &'a str,
-    /// Its type (a Genesys topic, `genesys.webhook`, `twilio.message-status`).
-    pub event_type: &'a str,
-    /// When it happened (or was received).
-    pub occurred_at: OffsetDateTime,
-    /// The event itself, as received: forwarded byte for byte.
-    pub event: RawEvent<'a>,
+/// One attempt to deliver an event.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The event.
+    pub event: &'a Event<'a>,
     /// Which attempt this is (1 the first time).
-    pub attempt: u32,
+    pub number: u32,
     /// When the attempt must be over, whatever the endpoint's own timeout: the caller's
     /// deadline less the time it needs afterwards to record the outcome and queue a retry.
     pub deadline: Instant,
@@ -259,46 +197,59 @@ impl Forwarder {
             .collect()
     }
 
-    /// Delivers `job` to the endpoint named `name`.
-    pub async fn deliver(&self, name: &str, job: &ForwardJob<'_>) -> Result<Outcome, ForwardError> {
+    /// Makes `attempt` at delivering its event to the endpoint named `name`.
+    pub async fn deliver(&self, name: &str, attempt: Attempt<'_>) -> Result<Outcome> {
         let endpoint = self
             .endpoints
             .iter()
             .find(|e| e.rule.name == name)
             .ok_or_else(|| Error::permanent(format!("no forward endpoint named {name}")))?;
-        if let Some(since) = self.disabled_since(name).await? {
+        // The receiver queues only JSON it parsed, so this guards against a queue written
+        // otherwise: what cannot be forwarded unchanged is not forwarded at all.
+        let event = RawEvent::new(&attempt.event.text)?;
+        if let Some(since) = self.records.disabled_since(name).await? {
             return Err(Error::permanent(format!(
                 "endpoint {name} is disabled (410 Gone at {since})"
-            ))
-            .into());
+            )));
         }
         self.policy.check_url(&endpoint.url).map_err(Error::from)?;
-        if time_left(job.deadline) < MIN_ATTEMPT {
-            return Err(ForwardError::OutOfTime);
+        let out_of_time = || {
+            Error::deferred(
+                "no time left for an attempt before the invocation's deadline",
+                Duration::ZERO,
+            )
+        };
+        if time_left(attempt.deadline) < MIN_ATTEMPT {
+            return Err(out_of_time());
         }
         let permit = self.circuit.permit(name, SystemTime::now()).await?;
         if let Permit::Open { retry_after } = permit {
-            return Err(ForwardError::Defer(retry_after));
+            return Err(Error::deferred(
+                format!("circuit open; deferred for {}s", retry_after.as_secs()),
+                retry_after,
+            ));
         }
+        let queued = attempt.event;
         let delivery = Delivery {
             version: "1".into(),
-            delivery_id: envelope::delivery_id(name, job.event_key.as_str()),
-            event_key: job.event_key.as_str().to_owned(),
-            source: job.source.to_owned(),
-            event_type: job.event_type.to_owned(),
-            occurred_at: job.occurred_at.format(&Rfc3339).unwrap_or_default(),
-            attempt: job.attempt,
-            event: job.event,
+            delivery_id: envelope::delivery_id(name, queued.envelope.event_key.as_str()),
+            event_key: queued.envelope.event_key.as_str().to_owned(),
+            source: queued.envelope.source.as_str().to_owned(),
+            event_type: queued.kind.clone(),
+            occurred_at: queued.occurred_at.format(&Rfc3339).unwrap_or_default(),
+            attempt: attempt.number,
+            event,
         };
         let request = self.request(endpoint, &delivery).await?;
         // Waiting for a slot (other deliveries to this endpoint) eats into the same deadline.
-        let _slot = match tokio::time::timeout_at(job.deadline, endpoint.slots.acquire()).await {
+        let _slot = match tokio::time::timeout_at(attempt.deadline, endpoint.slots.acquire()).await
+        {
             Ok(slot) => slot.map_err(|_| Error::retryable("endpoint slots closed"))?,
-            Err(_) => return Err(ForwardError::OutOfTime),
+            Err(_) => return Err(out_of_time()),
         };
-        let left = time_left(job.deadline);
+        let left = time_left(attempt.deadline);
         if left < MIN_ATTEMPT {
-            return Err(ForwardError::OutOfTime);
+            return Err(out_of_time());
         }
         let configured = Duration::from_secs(endpoint.rule.timeout_secs);
         let timeout = configured.min(left);
@@ -306,37 +257,42 @@ impl Forwarder {
         let answer = request.timeout(timeout).send().await;
         let latency = started.elapsed();
         let cut_short = (timeout < configured).then_some(timeout);
-        let (result, status) = self.classify(name, answer, cut_short).await;
-        let healthy = !matches!(result, Err(ForwardError::Retry { .. }));
+        let answer = self.classify(name, answer, cut_short).await;
         if let Err(error) = self
             .circuit
-            .record(name, &permit, healthy, SystemTime::now())
+            .record(name, &permit, !answer.endpoint_failed, SystemTime::now())
             .await
         {
             tracing::warn!(endpoint = name, reason = %error, "could not record the circuit outcome");
         }
-        let label = match &result {
+        let label = match &answer.result {
             Ok(_) => Label::Delivered,
-            Err(ForwardError::Retry { .. }) => Label::Retry,
+            Err(_) if answer.endpoint_failed => Label::Retry,
             Err(_) => Label::Failed,
         };
         tracing::info!(
             endpoint = name,
             delivery_id = %delivery.delivery_id,
-            status = status.as_deref().unwrap_or("none"),
+            status = answer.status.as_deref().unwrap_or("none"),
             latency_ms = latency.as_millis() as u64,
-            attempt = job.attempt,
+            attempt = attempt.number,
             outcome = %label,
             "forward attempt"
         );
         telemetry::count_outcome(Function::Processor, "forward", label);
         if let Err(error) = self
-            .audit(name, &delivery, status.as_deref(), latency, label.as_str())
+            .audit(
+                name,
+                &delivery,
+                answer.status.as_deref(),
+                latency,
+                label.as_str(),
+            )
             .await
         {
             tracing::warn!(endpoint = name, reason = %error, "could not record the attempt");
         }
-        result
+        answer.result
     }
 
     /// The signed (and maybe encrypted) request, without its timeout: that is set when it is
@@ -384,12 +340,16 @@ impl Forwarder {
         name: &str,
         answer: reqwest::Result<reqwest::Response>,
         cut_short: Option<Duration>,
-    ) -> (Result<Outcome, ForwardError>, Option<String>) {
+    ) -> Answer {
         let response = match answer {
             Ok(response) => response,
             Err(error) => {
                 if let Some(refused) = SsrfError::find(&error) {
-                    return (Err(Error::from(refused.clone()).into()), None);
+                    return Answer {
+                        result: Err(Error::from(refused.clone())),
+                        status: None,
+                        endpoint_failed: false,
+                    };
                 }
                 let what = match (error.is_timeout(), cut_short) {
                     (true, Some(timeout)) => format!(
@@ -399,28 +359,29 @@ impl Forwarder {
                     (true, None) => "timed out".to_owned(),
                     (false, _) => "could not be reached".to_owned(),
                 };
-                return (
-                    Err(ForwardError::Retry {
-                        reason: format!("{name} {what}"),
+                return Answer {
+                    result: Err(Error::Retryable {
+                        message: format!("{name} {what}"),
                         retry_after: None,
                     }),
-                    None,
-                );
+                    status: None,
+                    endpoint_failed: true,
+                };
             }
         };
         let status = response.status().as_u16();
         let retry_after = crate::outbound::http::retry_after(response.headers());
+        let endpoint_failed = matches!(status, 408 | 425 | 429 | 500..=599);
         let result = match status {
             200..=299 => Ok(Outcome::new(Label::Delivered, format!("{name} {status}"))),
             410 => match self.disable(name).await {
                 Ok(()) => Err(Error::permanent(format!(
                     "{name} answered 410 Gone; endpoint disabled"
-                ))
-                .into()),
-                Err(error) => Err(error.into()),
+                ))),
+                Err(error) => Err(error),
             },
-            408 | 425 | 429 | 500..=599 => Err(ForwardError::Retry {
-                reason: format!("{name} answered {status}"),
+            _ if endpoint_failed => Err(Error::Retryable {
+                message: format!("{name} answered {status}"),
                 retry_after,
             }),
             _ => {
@@ -430,10 +391,16 @@ impl Forwarder {
                     .take(200)
                     .collect::<String>()
                     .replace(['\n', '\r'], " ");
-                Err(Error::permanent(format!("{name} answered {status}: {summary}")).into())
+                Err(Error::permanent(format!(
+                    "{name} answered {status}: {summary}"
+                )))
             }
         };
-        (result, Some(status.to_string()))
+        Answer {
+            result,
+            status: Some(status.to_string()),
+            endpoint_failed,
+        }
     }
 
     async fn disable(&self, name: &str) -> Result<()> {
@@ -445,10 +412,6 @@ impl Forwarder {
         Ok(())
     }
 
-    async fn disabled_since(&self, name: &str) -> Result<Option<String>> {
-        self.records.disabled_since(name).await
-    }
-
     async fn audit(
         &self,
         name: &str,
@@ -457,7 +420,7 @@ impl Forwarder {
         latency: Duration,
         outcome: &str,
     ) -> Result<()> {
-        let attempt = Attempt {
+        let attempt = AttemptRecord {
             delivery_id: delivery.delivery_id.clone(),
             event_key: delivery.event_key.clone(),
             attempt: delivery.attempt,
@@ -471,32 +434,17 @@ impl Forwarder {
     }
 }
 
+/// What an endpoint's answer means.
+struct Answer {
+    /// The attempt's result.
+    result: Result<Outcome>,
+    /// The HTTP status, for the audit; `None` when there was no answer.
+    status: Option<String>,
+    /// Whether the endpoint failed in a way that may pass (which counts against its circuit).
+    endpoint_failed: bool,
+}
+
 /// How long until `deadline`; zero once it has passed.
 fn time_left(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_schedule_grows_is_capped_and_yields_to_a_longer_retry_after() {
-        assert_eq!(retry_delay(1, None), Duration::from_secs(10));
-        assert_eq!(retry_delay(3, None), Duration::from_secs(300));
-        assert_eq!(retry_delay(40, None), MAX_DELAY);
-        assert_eq!(
-            retry_delay(1, Some(Duration::from_secs(120))),
-            Duration::from_secs(120)
-        );
-        assert_eq!(
-            retry_delay(5, Some(Duration::from_secs(1))),
-            Duration::from_secs(2 * 3600)
-        );
-        assert_eq!(
-            retry_delay(1, Some(Duration::from_secs(999_999))),
-            MAX_DELAY
-        );
-        assert!(SCHEDULE.windows(2).all(|w| w[0] < w[1]));
-    }
 }
