@@ -25,9 +25,8 @@
 //!   (GenesysCloudBlueprints/aws-eventbridge-analytics-detail-events-blueprint).
 
 use anyhow::{anyhow, bail, Context};
-use genesys_relay::outbound::genesys::{
-    check_id, GenesysClient, GenesysCredentials, GenesysEndpoints,
-};
+use genesys_relay::config::GenesysEndpoints;
+use genesys_relay::outbound::genesys::{check_id, GenesysClient, GenesysCredentials};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{json, Value};

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use genesys_relay::config::GenesysEndpoints;
 use genesys_relay::config::{ActionsConfig, Env};
-use genesys_relay::outbound::genesys::GenesysEndpoints;
 use serde_json::Value;
 
 /// The functions that call Genesys.

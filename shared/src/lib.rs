@@ -16,9 +16,9 @@
 //!   status write-back; forwarding runs the same way from [`outbound::forward`]) and what they
 //!   share.
 //! - [`rules`]: which events trigger which actions, parsed from the `RULES` JSON.
-//! - [`secrets`], [`aws`], [`clock`], [`dead_letter`], [`telemetry`]: cached, rotation-aware
-//!   secrets; the AWS SDK configuration and error mapping; the time, passed in; the dead-letter
-//!   format; masked logs and metrics.
+//! - [`secrets`], [`secret_json`], [`aws`], [`clock`], [`dead_letter`], [`telemetry`]: cached,
+//!   rotation-aware secrets and the one way their JSON is read; the AWS SDK configuration and
+//!   error mapping; the time, passed in; the dead-letter format; masked logs and metrics.
 //!
 //! New code goes where its concern lives: a new provider under `outbound`, a new sender's
 //! authentication under `inbound::auth`, a new record kind in `state::records` and its own store
@@ -34,6 +34,7 @@ pub mod error;
 pub mod inbound;
 pub mod outbound;
 pub mod rules;
+pub mod secret_json;
 pub mod secrets;
 pub mod state;
 pub mod telemetry;

@@ -5,17 +5,14 @@
 //! per interval, so a rotated secret takes effect within seconds while bad requests cannot hammer
 //! Secrets Manager. Values are `SecretString`s: they cannot be printed by accident.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use secrecy::SecretString;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::config::SecretsPolicy;
 use crate::error::{Error, Result};
-use crate::inbound::auth::Keys;
 
 /// Turns a raw secret string into a typed value; errors name fields, never values.
 pub type Parser<T> = fn(&SecretString) -> Result<T>;
@@ -162,56 +159,10 @@ pub async fn fetch(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result
         .ok_or_else(|| Error::permanent(format!("secret {arn} holds no string value")))
 }
 
-/// Parses JSON into `T`, reporting only which field is missing or mistyped, never a value.
-pub fn parse_json<T: for<'de> Deserialize<'de>>(raw: &SecretString) -> Result<T> {
-    serde_json::from_str(raw.expose_secret()).map_err(|e| {
-        let message = e.to_string();
-        let what = match message.find("missing field") {
-            Some(at) => message[at..]
-                .split(" at line")
-                .next()
-                .unwrap_or("missing field")
-                .to_owned(),
-            None => format!(
-                "is not JSON of the expected shape (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        };
-        Error::permanent(what)
-    })
-}
-
-/// Keys of a webhook route: the secret is either one bare value, or `{"secrets": ["new", "old"]}`
-/// while rotating.
-pub fn webhook_keys(raw: &SecretString) -> Result<Keys> {
-    #[derive(Deserialize)]
-    struct Rotating {
-        secrets: Vec<SecretString>,
-    }
-    let text = raw.expose_secret().trim();
-    let secrets = if text.starts_with('{') {
-        parse_json::<Rotating>(raw)?.secrets
-    } else {
-        vec![SecretString::from(text.to_owned())]
-    };
-    if secrets.iter().any(|s| s.expose_secret().is_empty()) || secrets.is_empty() {
-        return Err(Error::permanent("holds an empty key"));
-    }
-    Ok(Keys {
-        secrets,
-        shared_keys: BTreeMap::new(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    fn secret(s: &str) -> SecretString {
-        SecretString::from(s.to_owned())
-    }
 
     #[test]
     fn forced_rereads_are_limited_to_one_per_interval() {
@@ -220,27 +171,5 @@ mod tests {
         assert!(may_force(None, now, minute));
         assert!(!may_force(Some(now), now + Duration::from_secs(59), minute));
         assert!(may_force(Some(now), now + minute, minute));
-    }
-
-    #[test]
-    fn webhook_keys_accept_a_bare_value_or_a_rotation_list() {
-        assert_eq!(webhook_keys(&secret("s3cret")).unwrap().secrets.len(), 1);
-        let keys = webhook_keys(&secret(r#"{"secrets": ["new", "old"]}"#)).unwrap();
-        let values: Vec<_> = keys
-            .secrets
-            .iter()
-            .map(|s| s.expose_secret().to_owned())
-            .collect();
-        assert_eq!(values, ["new", "old"]);
-        assert!(webhook_keys(&secret(r#"{"secrets": []}"#)).is_err());
-        assert!(webhook_keys(&secret(r#"{"secrets": [""]}"#)).is_err());
-    }
-
-    #[test]
-    fn parse_errors_name_the_field_and_never_the_value() {
-        let err = webhook_keys(&secret(r#"{"secrets": "hunter2-value"}"#))
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("hunter2"), "{err}");
     }
 }

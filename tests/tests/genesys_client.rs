@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use genesys_relay::config::GenesysEndpoints;
 use genesys_relay::config::SecretsPolicy;
-use genesys_relay::outbound::genesys::{GenesysClient, GenesysCredentials, GenesysEndpoints};
+use genesys_relay::outbound::genesys::{GenesysClient, GenesysCredentials};
 use genesys_relay::secrets::CachedSecret;
 use genesys_relay::Error;
 use relay_tests::fakes::genesys::{FakeGenesys, Patch, Reply};

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use genesys_relay::config::SecretsPolicy;
-use genesys_relay::secrets::{self, CachedSecret};
+use genesys_relay::inbound::auth::Keys;
+use genesys_relay::secrets::CachedSecret;
 use relay_tests::LocalAws;
 use secrecy::ExposeSecret;
 
@@ -19,7 +20,7 @@ async fn an_expired_value_is_kept_while_secrets_manager_is_unreachable() {
         max_age: Duration::ZERO,
         refresh_min_interval: Duration::from_secs(60),
     };
-    let cache = CachedSecret::new(aws.secrets(), arn, policy, secrets::webhook_keys);
+    let cache = CachedSecret::new(aws.secrets(), arn, policy, Keys::parse);
     assert_eq!(first_key(&cache.current().await.unwrap()), "v1");
 
     aws.stop();
@@ -38,12 +39,7 @@ async fn an_expired_value_is_kept_while_secrets_manager_is_unreachable() {
 async fn the_current_version_is_read_after_a_rotation() {
     let aws = LocalAws::start().await;
     let arn = aws.secret("webhook", "v1").await;
-    let cache = CachedSecret::new(
-        aws.secrets(),
-        arn,
-        SecretsPolicy::default(),
-        secrets::webhook_keys,
-    );
+    let cache = CachedSecret::new(aws.secrets(), arn, SecretsPolicy::default(), Keys::parse);
     assert_eq!(first_key(&cache.current().await.unwrap()), "v1");
     aws.secrets()
         .put_secret_value()

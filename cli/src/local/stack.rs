@@ -879,7 +879,7 @@ mod tests {
 
     fn accepts(auth: GenesysAuth, scheme: &str, secret: &str) -> bool {
         let config = receiver_config(auth);
-        let keys = genesys_relay::secrets::webhook_keys(&secrecy::SecretString::from(
+        let keys = genesys_relay::inbound::auth::Keys::parse(&secrecy::SecretString::from(
             auth.secret().to_owned(),
         ))
         .expect("the local secret is a valid webhook secret");

@@ -10,7 +10,7 @@ use genesys_relay::config::ReceiverConfig;
 use genesys_relay::inbound::auth::Keys;
 use genesys_relay::inbound::queue::QueueSender;
 use genesys_relay::outbound::twilio::TwilioSecret;
-use genesys_relay::secrets::{self, CachedSecret};
+use genesys_relay::secrets::CachedSecret;
 use genesys_relay::Error;
 use lambda_http::{Body, Request, RequestExt, Response};
 
@@ -44,7 +44,7 @@ impl Deps {
                 secrets_client.clone(),
                 config.genesys_secret_arn.clone(),
                 config.secrets,
-                secrets::webhook_keys,
+                Keys::parse,
             ),
             twilio_keys: CachedSecret::new(
                 secrets_client,

@@ -274,8 +274,8 @@ impl FakeGenesys {
     }
 
     /// Endpoints aiming a client at this server.
-    pub fn endpoints(&self) -> genesys_relay::outbound::genesys::GenesysEndpoints {
-        genesys_relay::outbound::genesys::GenesysEndpoints::local(&self.served.base_url)
+    pub fn endpoints(&self) -> genesys_relay::config::GenesysEndpoints {
+        genesys_relay::config::GenesysEndpoints::local(&self.served.base_url)
     }
 
     /// Queues answers for the next PATCHes, one each, before normal handling.

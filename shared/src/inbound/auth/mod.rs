@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderName};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, Rejection};
+use crate::secret_json::parse_json;
 
 pub use basic::Bearer;
 pub use hmac_header::{Encoding, HmacHeader};
@@ -57,6 +58,28 @@ impl Keys {
                 .collect(),
             shared_keys: BTreeMap::new(),
         }
+    }
+
+    /// Keys of a route from its secret: either one bare value, or `{"secrets": ["new", "old"]}`
+    /// while rotating. Errors name the field, never a value.
+    pub fn parse(raw: &SecretString) -> crate::error::Result<Self> {
+        #[derive(serde::Deserialize)]
+        struct Rotating {
+            secrets: Vec<SecretString>,
+        }
+        let text = raw.expose_secret().trim();
+        let secrets = if text.starts_with('{') {
+            parse_json::<Rotating>(raw)?.secrets
+        } else {
+            vec![SecretString::from(text.to_owned())]
+        };
+        if secrets.is_empty() || secrets.iter().any(|s| s.expose_secret().is_empty()) {
+            return Err(Error::permanent("holds an empty key"));
+        }
+        Ok(Self {
+            secrets,
+            shared_keys: BTreeMap::new(),
+        })
     }
 
     /// The secrets, or [`AuthFailure::NoKeys`] when the route has none (a configuration fault that
@@ -196,6 +219,25 @@ fn secret_bytes(secrets: &[SecretString]) -> impl Iterator<Item = &[u8]> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keys_come_from_a_bare_value_or_a_rotation_list() {
+        let secret = |s: &str| SecretString::from(s.to_owned());
+        assert_eq!(Keys::parse(&secret("s3cret")).unwrap().secrets.len(), 1);
+        let keys = Keys::parse(&secret(r#"{"secrets": ["new", "old"]}"#)).unwrap();
+        let values: Vec<_> = keys
+            .secrets
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect();
+        assert_eq!(values, ["new", "old"]);
+        assert!(Keys::parse(&secret(r#"{"secrets": []}"#)).is_err());
+        assert!(Keys::parse(&secret(r#"{"secrets": [""]}"#)).is_err());
+        let err = Keys::parse(&secret(r#"{"secrets": "hunter2-value"}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
     use super::*;
     use http::HeaderValue;
 

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Rejection, Result};
 use crate::inbound::auth::standard_webhooks;
-use crate::secrets::parse_json;
+use crate::secret_json::parse_json;
 
 /// The envelope version receivers switch on; bumped only for incompatible changes.
 pub const VERSION: &str = "1";

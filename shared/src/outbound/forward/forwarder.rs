@@ -157,7 +157,7 @@ impl Forwarder {
                 };
                 let signing = endpoint.signing_secret_arn.as_deref().map(|arn| {
                     let (client, arn, policy) = cache(arn);
-                    CachedSecret::new(client, arn, policy, secrets::webhook_keys)
+                    CachedSecret::new(client, arn, policy, Keys::parse)
                 });
                 let encryption = endpoint.encryption_key_arn.as_deref().map(|arn| {
                     let (client, arn, policy) = cache(arn);

@@ -18,8 +18,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::credentials::GenesysCredentials;
-use super::region::GenesysEndpoints;
 use super::token::{AccessToken, TokenResponse, TokenSlot};
+use crate::config::GenesysEndpoints;
 use crate::error::{Error, Result};
 use crate::secrets::CachedSecret;
 

@@ -47,7 +47,7 @@ impl GenesysCredentials {
     /// Parses the secret's JSON; a [`crate::secrets::CachedSecret`] parser, so the credentials are
     /// checked once per read instead of on every token request. Errors name fields, never values.
     pub fn parse(raw: &SecretString) -> Result<Self> {
-        let raw: Raw = crate::secrets::parse_json(raw)?;
+        let raw: Raw = crate::secret_json::parse_json(raw)?;
         Self::new(raw.client_id, raw.client_secret)
     }
 

@@ -9,9 +9,7 @@
 
 mod client;
 mod credentials;
-mod region;
 mod token;
 
 pub use client::{check_id, GenesysClient, WrapupCode, DEFAULT_RETRY_AFTER, MAX_ID_LEN};
 pub use credentials::GenesysCredentials;
-pub use region::{GenesysEndpoints, REGIONS};

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::inbound::auth::Keys;
-use crate::secrets::parse_json;
+use crate::secret_json::parse_json;
 
 /// Whether `sid` is `prefix` followed by 32 hex digits, the shape of every Twilio SID. Checked
 /// before a SID goes into a URL path or a form, so a placeholder fails at the first read of the

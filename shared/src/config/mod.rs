@@ -4,13 +4,16 @@
 //! malformed setting fails at init with a message naming the variable, so a bad deployment is
 //! caught by its first cold start instead of by its first event.
 
+mod genesys_region;
+
+pub use genesys_region::{GenesysEndpoints, REGIONS};
+
 use std::time::Duration;
 
 use crate::inbound::auth::{Bearer, Encoding, HmacHeader, Scheme};
 use crate::inbound::event::EventKeyRule;
 use crate::outbound::forward::circuit::CircuitPolicy;
 use crate::outbound::forward::ssrf::EgressPolicy;
-use crate::outbound::genesys::GenesysEndpoints;
 use crate::rules::Rules;
 
 /// Largest body the receiver accepts unless `MAX_BODY_BYTES` says otherwise (1 MiB).
