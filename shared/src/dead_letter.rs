@@ -63,13 +63,13 @@ impl Origin {
 }
 
 /// SQS refuses a message with more message attributes than this.
-pub const MAX_ATTRIBUTES: usize = 10;
+pub(crate) const MAX_ATTRIBUTES: usize = 10;
 
 /// Longest reason kept in [`attr::ERROR_MESSAGE`].
 const MAX_MESSAGE: usize = 1000;
 
 /// Longest [`history`]: it fits an EventBridge `resources` entry (2048 characters) with its marker.
-pub const MAX_HISTORY: usize = 1800;
+pub(crate) const MAX_HISTORY: usize = 1800;
 
 /// Marks the `resources` entry of a replayed event that carries its [`history`] (an event has no
 /// attributes; the handler reads it back with [`previous_error_in`]).
@@ -121,7 +121,7 @@ pub async fn send(
 ///
 /// An earlier failure the attributes still name (a letter put back with its dead-letter
 /// attributes, as the SQS console's redrive does) moves into [`attr::PREVIOUS_ERROR`] instead of
-/// being overwritten. Past [`MAX_ATTRIBUTES`], the least needed attributes are left out rather
+/// being overwritten. Past `MAX_ATTRIBUTES`, the least needed attributes are left out rather
 /// than the letter being refused.
 pub async fn send_from(
     origin: Origin,
@@ -231,7 +231,7 @@ pub fn entry(class: &str, action: Option<&str>, at: Option<&str>, reason: &str) 
 }
 
 /// The failures of a letter, newest first, one per line: `latest` (a line from [`entry`]) before
-/// the `earlier` history. Past [`MAX_HISTORY`] bytes the middle goes, never the first failure:
+/// the `earlier` history. Past `MAX_HISTORY` bytes the middle goes, never the first failure:
 /// the newest line and the oldest are kept, shortened if need be.
 pub fn history(latest: &str, earlier: Option<&str>) -> String {
     let mut lines: Vec<String> = std::iter::once(one_line(latest))

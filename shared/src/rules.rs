@@ -21,7 +21,7 @@ use crate::outbound::twilio::Sender;
 
 /// Where the customer's number is looked for, in order, unless `numberPointers` says otherwise:
 /// the `.outbound` event's `addressTo` / `dnis` (EventBridge shape or flat), then a plain field.
-pub const DEFAULT_NUMBER_POINTERS: &[&str] = &[
+pub(crate) const DEFAULT_NUMBER_POINTERS: &[&str] = &[
     "/eventBody/addressTo",
     "/eventBody/dnis",
     "/addressTo",
@@ -78,7 +78,7 @@ pub enum RulesError {
 }
 
 /// Placeholders a template may use.
-pub const PLACEHOLDERS: &[&str] = &["wrapupCode", "conversationId", "campaignId"];
+pub(crate) const PLACEHOLDERS: &[&str] = &["wrapupCode", "conversationId", "campaignId"];
 
 /// All rules.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -433,7 +433,7 @@ pub fn render(template: &str, values: &TemplateValues<'_>) -> Result<String, Mis
 }
 
 /// Whether a template reads contact-list columns, so they are fetched only when needed.
-pub fn needs_contact(template: &str) -> bool {
+pub(crate) fn needs_contact(template: &str) -> bool {
     placeholders(template)
         .iter()
         .any(|p| p.name.starts_with("contact."))

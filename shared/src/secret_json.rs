@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// Parses JSON into `T`, reporting only which field is missing or mistyped, never a value.
-pub fn parse_json<T: for<'de> Deserialize<'de>>(raw: &SecretString) -> Result<T> {
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(raw: &SecretString) -> Result<T> {
     serde_json::from_str(raw.expose_secret()).map_err(|e| {
         let message = e.to_string();
         let what = match message.find("missing field") {

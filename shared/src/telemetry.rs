@@ -5,7 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// CloudWatch namespace of every metric.
-pub const NAMESPACE: &str = "GenesysRelay";
+pub(crate) const NAMESPACE: &str = "GenesysRelay";
 
 /// The function counting: the `function` dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl std::fmt::Display for Label {
 }
 
 /// One `Outcomes` count for (function, action, outcome) as an EMF line.
-pub fn outcome_metric(function: Function, action: &str, outcome: Label) -> String {
+pub(crate) fn outcome_metric(function: Function, action: &str, outcome: Label) -> String {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -128,7 +128,7 @@ pub fn count_outcome(function: Function, action: &str, outcome: Label) {
 
 /// Masks a phone number for logs, keeping just enough to tell numbers apart when debugging
 /// (`+14158675309` → `+14*******09`). Anything short is masked whole.
-pub fn mask_phone(number: &str) -> String {
+pub(crate) fn mask_phone(number: &str) -> String {
     let chars: Vec<char> = number.trim().chars().collect();
     let plus = usize::from(chars.first() == Some(&'+'));
     let digits = &chars[plus..];

@@ -176,7 +176,7 @@ fn not_cloud_events(why: &str) -> Error {
 /// How long a writer holds a message's write-back lease: longer than the slowest write-back (a
 /// token request and the PATCH, each made twice after a 401, each bounded by the HTTP client's
 /// 10 s timeout), so a lease runs out only when its writer died.
-pub const WRITER_LEASE: Duration = Duration::from_secs(60);
+pub(crate) const WRITER_LEASE: Duration = Duration::from_secs(60);
 
 /// Applies one callback; `attempt` is how many times it has been delivered (1 the first time).
 pub async fn run(callback: &StatusCallback, attempt: u32, deps: &ActionDeps) -> Result<Outcome> {
@@ -326,7 +326,7 @@ pub const CHECK_ATTRIBUTE: &str = "status-check";
 /// the SMS, each further one this long after the check before (1 min, 5 min, 30 min, 2 h, 6 h). After the last, about 8 h 36 min after the
 /// SMS, checks stop and the status is left as it is (logged): a message still short of a final
 /// status by then is one whose carrier reports no delivery.
-pub const DEFAULT_CHECK_SCHEDULE: [Duration; 5] = [
+pub(crate) const DEFAULT_CHECK_SCHEDULE: [Duration; 5] = [
     Duration::from_secs(60),
     Duration::from_secs(5 * 60),
     Duration::from_secs(30 * 60),
@@ -414,7 +414,7 @@ impl StatusChecks {
     }
 
     /// The waits between checks.
-    pub fn schedule_of_checks(&self) -> &[Duration] {
+    pub(crate) fn schedule_of_checks(&self) -> &[Duration] {
         &self.schedule
     }
 
@@ -450,7 +450,7 @@ impl StatusChecks {
 /// Queues the first status check of an SMS just sent and recorded, so its status reaches the
 /// conversation even if every callback is lost. A failure is logged, not returned: the SMS is out,
 /// and its callbacks still write its status.
-pub async fn schedule_first_check(record: &SmsRecord, deps: &ActionDeps) {
+pub(crate) async fn schedule_first_check(record: &SmsRecord, deps: &ActionDeps) {
     let Some(checks) = &deps.status_checks else {
         return;
     };

@@ -6,7 +6,7 @@
 //! (`GET /api/v2/routing/wrapupcodes`, permission `routing:wrapupCode:view`) once per container,
 //! and a name Genesys does not know stops the function at init. When an id nobody resolved
 //! arrives (a code deleted and created again under the same name), the names are resolved once
-//! more, at most once per [`REFRESH_MIN_INTERVAL`].
+//! more, at most once per `REFRESH_MIN_INTERVAL`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
@@ -21,11 +21,11 @@ use crate::rules::SmsOnWrapup;
 
 /// Least time between two resolutions prompted by unknown ids, so a stream of codes nobody
 /// configured costs Genesys at most one round of lookups per interval and container.
-pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(300);
+pub(crate) const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Whether a template key is a code's id (a UUID, or a dialer system code's literal id) rather
 /// than its name.
-pub fn is_code_id(key: &str) -> bool {
+pub(crate) fn is_code_id(key: &str) -> bool {
     key.starts_with("ININ-") || is_uuid(key)
 }
 
@@ -74,7 +74,7 @@ impl WrapupTemplates {
     }
 
     /// Whether any key is a name, so Genesys must be asked for ids.
-    pub fn has_names(&self) -> bool {
+    pub(crate) fn has_names(&self) -> bool {
         !self.names.is_empty()
     }
 
@@ -138,7 +138,7 @@ impl WrapupTemplates {
 
     /// The template key a code arriving in an event selects. An unknown UUID, while names are
     /// configured, makes the names be resolved again (at most once per
-    /// [`REFRESH_MIN_INTERVAL`] from `now`); when that lookup fails the error is retryable, so
+    /// `REFRESH_MIN_INTERVAL` from `now`); when that lookup fails the error is retryable, so
     /// the event waits rather than being taken for one nobody configured.
     pub async fn select(
         &self,

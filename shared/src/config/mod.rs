@@ -17,15 +17,15 @@ use crate::outbound::forward::ssrf::EgressPolicy;
 use crate::rules::Rules;
 
 /// Largest body the receiver accepts unless `MAX_BODY_BYTES` says otherwise (1 MiB).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Bodies above this size go to S3 and travel as a claim check: SQS takes at most 256 KiB,
 /// attributes included (the queue also claim-checks any body that would pass that limit with its
 /// attributes, or that holds characters SQS refuses).
 pub const DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES: usize = 240 * 1024;
 /// Default age after which a cached secret is read again (the Powertools default).
-pub const DEFAULT_SECRETS_MAX_AGE: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_SECRETS_MAX_AGE: Duration = Duration::from_secs(300);
 /// Default least interval between forced re-reads of a secret after a failed verification.
-pub const DEFAULT_SECRETS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_SECRETS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A setting that is missing or malformed; the message names the variable and never a secret.
 #[derive(Debug, thiserror::Error)]
@@ -131,21 +131,21 @@ impl Default for SecretsPolicy {
 /// How long "this event's SMS was sent" is remembered by default: the main queue's retention
 /// (4 days) + the dead-letter queue's (14 days) + 14 days to replay from an archive + 3 days of
 /// margin. A redrive or replay within it finds the SMS sent and sends nothing.
-pub const DEFAULT_SMS_WINDOW: Duration = Duration::from_secs(35 * 24 * 3600);
+pub(crate) const DEFAULT_SMS_WINDOW: Duration = Duration::from_secs(35 * 24 * 3600);
 
 /// The shortest SMS window accepted: queue + dead-letter queue retention, the longest an event
 /// can wait in the pipeline before a redrive brings it back.
-pub const MIN_SMS_WINDOW: Duration = Duration::from_secs(18 * 24 * 3600);
+pub(crate) const MIN_SMS_WINDOW: Duration = Duration::from_secs(18 * 24 * 3600);
 
 /// How long a conversation's `.outbound` context waits for its wrap-up by default.
-pub const DEFAULT_CONTEXT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const DEFAULT_CONTEXT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How long a failing event is retried by default before it is dead-lettered with its reason.
-pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(6 * 3600);
+pub(crate) const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(6 * 3600);
 
 /// The longest retry budget accepted: well inside the main queue's 4-day retention, so SQS never
 /// drops a message that is still being retried.
-pub const MAX_RETRY_BUDGET: Duration = Duration::from_secs(3 * 24 * 3600);
+pub(crate) const MAX_RETRY_BUDGET: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// `STATUS_CHECK_SCHEDULE_SECS`: at most 10 waits of 1 s to 12 h; unset is the default schedule,
 /// `off` none.

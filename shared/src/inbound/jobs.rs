@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::state::StoreFuture;
 
 /// The longest delay SQS puts on a message; a job due later is received early and waits again.
-pub const MAX_DELAY: Duration = Duration::from_secs(900);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(900);
 
 /// One message for later.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct Job {
     pub body: String,
     /// String attributes; the one naming the job's kind tells the processor what to do.
     pub attributes: Vec<(String, String)>,
-    /// How long SQS keeps it back (at most [`MAX_DELAY`]; ignored on a FIFO queue).
+    /// How long SQS keeps it back (at most `MAX_DELAY`; ignored on a FIFO queue).
     pub delay: Duration,
     /// On a FIFO queue: its message group and deduplication id.
     pub fifo: Option<(String, String)>,

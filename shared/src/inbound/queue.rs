@@ -36,20 +36,20 @@ pub mod attr {
 }
 
 /// Prefix of claim-check objects in the bucket (the template's lifecycle rule expires it).
-pub const CLAIM_CHECK_PREFIX: &str = "claim-checks/";
+pub(crate) const CLAIM_CHECK_PREFIX: &str = "claim-checks/";
 
 /// The largest SQS message, body and attributes (name, type and value) together. Queues may be
 /// configured larger today, but this is the limit every queue honours.
-pub const SQS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+pub(crate) const SQS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// Longest id put in an attribute or a message group id (SQS's limit for group ids).
-pub const MAX_ID_LEN: usize = 128;
+pub(crate) const MAX_ID_LEN: usize = 128;
 
 /// The data type of every attribute this module writes.
 const STRING: &str = "String";
 
 /// `value` made safe to carry as an id (correlation id, message group id): kept when it is 1 to
-/// [`MAX_ID_LEN`] visible ASCII characters, else replaced by `sha256:<hex of it>`, which stays
+/// `MAX_ID_LEN` visible ASCII characters, else replaced by `sha256:<hex of it>`, which stays
 /// traceable (hash the id you are looking for) while an over-long or control-laden value never
 /// reaches SQS. `None` when it is blank: SQS refuses empty attribute values.
 pub fn bounded_id(value: &str) -> Option<String> {
@@ -69,7 +69,7 @@ pub fn bounded_id(value: &str) -> Option<String> {
 /// The first character SQS refuses in a message body, with its byte offset. SQS takes only
 /// `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF` (XML's characters); a Rust
 /// string holds no surrogates, so the C0 controls and U+FFFE / U+FFFF are what remain.
-pub fn refused_char(body: &str) -> Option<(usize, char)> {
+pub(crate) fn refused_char(body: &str) -> Option<(usize, char)> {
     body.char_indices().find(|&(_, c)| {
         !matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
     })
@@ -240,7 +240,7 @@ impl QueueSender {
     /// Stores one event; returns only once SQS has accepted it.
     ///
     /// The body goes inline when it is at most the claim-check threshold, fits in
-    /// [`SQS_MAX_MESSAGE_BYTES`] together with its attributes, and holds only characters SQS
+    /// `SQS_MAX_MESSAGE_BYTES` together with its attributes, and holds only characters SQS
     /// takes; otherwise it goes to S3 behind a claim check. Without a claim-check bucket such a
     /// body is `Rejected` as too large to carry (413), never retried against a queue that would
     /// refuse it forever.

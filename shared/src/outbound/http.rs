@@ -6,7 +6,7 @@ use std::time::Duration;
 /// How long to wait for a TCP + TLS connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one request may take in all.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client with the product's timeouts; build once per cold start and share.
 pub fn client() -> reqwest::Result<reqwest::Client> {

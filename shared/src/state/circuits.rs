@@ -144,7 +144,7 @@ pub trait CircuitStore: Send + Sync {
 
 /// Circuits in the state table.
 #[derive(Debug, Clone)]
-pub struct DynamoCircuits {
+pub(crate) struct DynamoCircuits {
     ddb: aws_sdk_dynamodb::Client,
     table: String,
 }

@@ -43,7 +43,7 @@ impl ClaimStatus {
 /// One claim record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRecord {
-    /// The record's key (see [`IDEMPOTENCY`]).
+    /// The record's key (see `IDEMPOTENCY`).
     pub key: String,
     /// The action claimed, for people reading the table.
     pub action: String,
@@ -64,7 +64,7 @@ pub struct ClaimRecord {
 impl ClaimRecord {
     /// Whether the record still holds its key at `now`: not past its window, and either completed
     /// or within its claimant's lease. The DynamoDB store's condition says the same.
-    pub fn is_live(&self, now: SystemTime) -> bool {
+    pub(crate) fn is_live(&self, now: SystemTime) -> bool {
         self.expires_at >= epoch_secs(now)
             && (self.status == ClaimStatus::Completed || self.lease_until_ms >= epoch_millis(now))
     }

@@ -10,7 +10,7 @@ use super::table::{self, epoch_millis, epoch_secs, n, s, Item, EXPIRES_AT};
 use super::StoreFuture;
 
 /// How long an attempt is kept.
-pub const ATTEMPT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const ATTEMPT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// One delivery attempt, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,10 +24,10 @@ use crate::state::records::IDEMPOTENCY;
 use crate::state::table::{epoch_millis, epoch_secs};
 
 /// Default idempotency window.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Lease used when an invocation has no deadline (local runs, tests).
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// The lease for claims made in an invocation that must end by `deadline_ms` (epoch ms, as the
 /// Lambda context gives it): its remaining time.
@@ -101,7 +101,7 @@ impl Idempotency {
 
     /// Remembers `action`'s results for `window` instead of the general one; an `action` ending in
     /// `:` names every action it prefixes (`forward:` for each endpoint's deliveries).
-    pub fn with_window(mut self, action: &str, window: Duration) -> Self {
+    pub(crate) fn with_window(mut self, action: &str, window: Duration) -> Self {
         self.windows.retain(|(name, _)| name != action);
         self.windows.push((action.to_owned(), window));
         self

@@ -21,7 +21,7 @@ pub trait OptOuts: Send + Sync {
 
 /// The opt-out list in the state table.
 #[derive(Debug, Clone)]
-pub struct DynamoOptOuts {
+pub(crate) struct DynamoOptOuts {
     ddb: aws_sdk_dynamodb::Client,
     table: String,
 }

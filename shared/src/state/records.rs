@@ -23,7 +23,7 @@ impl RecordKind {
 }
 
 /// An action's idempotency claim; the key is a hash of the action and the event key.
-pub const IDEMPOTENCY: RecordKind = RecordKind {
+pub(crate) const IDEMPOTENCY: RecordKind = RecordKind {
     name: "idempotency claim",
     pk_prefix: "idem#",
     sk: "idempotency",
@@ -40,7 +40,7 @@ pub const SMS: RecordKind = RecordKind {
 };
 
 /// A number that replied STOP (Twilio error 21610); the key is a hash of the number.
-pub const OPT_OUT: RecordKind = RecordKind {
+pub(crate) const OPT_OUT: RecordKind = RecordKind {
     name: "opt-out",
     pk_prefix: "optout#",
     sk: "opt-out",
@@ -56,7 +56,7 @@ pub const CONVERSATION: RecordKind = RecordKind {
 };
 
 /// A forwarding endpoint's circuit breaker.
-pub const CIRCUIT: RecordKind = RecordKind {
+pub(crate) const CIRCUIT: RecordKind = RecordKind {
     name: "circuit breaker",
     pk_prefix: "circuit#",
     sk: "circuit",
@@ -64,7 +64,7 @@ pub const CIRCUIT: RecordKind = RecordKind {
 };
 
 /// A forwarding endpoint disabled by a 410 Gone.
-pub const ENDPOINT_DISABLED: RecordKind = RecordKind {
+pub(crate) const ENDPOINT_DISABLED: RecordKind = RecordKind {
     name: "disabled endpoint",
     pk_prefix: "endpoint#",
     sk: "disabled",

@@ -7,7 +7,7 @@
 //! the delivery id stays in clear (receivers deduplicate without decrypting) and is bound to the
 //! ciphertext as associated data, so it cannot be swapped onto another delivery's ciphertext.
 //!
-//! The event is embedded as the JSON text that was received, byte for byte ([`RawEvent`]):
+//! The event is embedded as the JSON text that was received, byte for byte (`RawEvent`):
 //! parsing and re-serializing it would round numbers beyond f64 (`123456789012345678901234567890`
 //! would arrive as `1.2345678901234568e+29`) and collapse duplicate keys.
 
@@ -30,14 +30,14 @@ use crate::secret_json::parse_json;
 pub const VERSION: &str = "1";
 
 /// The `alg` of an encrypted body, named as in JOSE so receivers recognise it.
-pub const ALG: &str = "A256GCM";
+pub(crate) const ALG: &str = "A256GCM";
 
 /// The header carrying the delivery id: Standard Webhooks receivers deduplicate on it.
-pub const WEBHOOK_ID: &str = "webhook-id";
+pub(crate) const WEBHOOK_ID: &str = "webhook-id";
 /// The header carrying the signing time, which receivers bound to stop replays.
-pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+pub(crate) const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 /// The header carrying one `v1,<base64>` signature per active secret.
-pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+pub(crate) const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 
 /// AES-256 needs exactly this many key bytes; anything else is a configuration mistake.
 const KEY_LEN: usize = 32;
@@ -77,7 +77,7 @@ pub struct Delivery<E = serde_json::Value> {
 /// Only [`RawEvent::new`] makes one, and it checks the text is one JSON value, so the envelope
 /// around it is always valid JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawEvent<'a>(&'a str);
+pub(crate) struct RawEvent<'a>(&'a str);
 
 impl<'a> RawEvent<'a> {
     /// Checks that `text` is a single JSON value (whitespace around it allowed, as JSON allows it
@@ -92,11 +92,6 @@ impl<'a> RawEvent<'a> {
             ))
         })?;
         Ok(Self(text))
-    }
-
-    /// The text, as received.
-    pub fn as_str(&self) -> &'a str {
-        self.0
     }
 }
 

@@ -69,7 +69,7 @@ fn form_fields(payload: &str) -> Value {
 }
 
 /// The event as JSON, for choosing endpoints and reading its time: the body parsed, or a form's
-/// fields as an object. Not what is delivered (see [`event_text`]): parsing rounds large numbers
+/// fields as an object. Not what is delivered (see `event_text`): parsing rounds large numbers
 /// and keeps one of duplicate keys.
 pub fn event_value(envelope: &Envelope, payload: &str) -> Value {
     if is_form(envelope) {
@@ -80,7 +80,7 @@ pub fn event_value(envelope: &Envelope, payload: &str) -> Value {
 
 /// The event's JSON text as delivered: a JSON body exactly as queued, a form's fields as a JSON
 /// object.
-pub fn event_text<'a>(envelope: &Envelope, payload: &'a str) -> Cow<'a, str> {
+pub(crate) fn event_text<'a>(envelope: &Envelope, payload: &'a str) -> Cow<'a, str> {
     if is_form(envelope) {
         Cow::Owned(form_fields(payload).to_string())
     } else {

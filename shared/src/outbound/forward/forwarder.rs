@@ -189,7 +189,7 @@ impl Forwarder {
     }
 
     /// The names of the endpoints that receive `event_type`.
-    pub fn endpoints_for(&self, event_type: &str) -> Vec<&str> {
+    pub(crate) fn endpoints_for(&self, event_type: &str) -> Vec<&str> {
         self.endpoints
             .iter()
             .filter(|e| e.rule.wants(event_type))

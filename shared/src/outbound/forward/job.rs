@@ -58,7 +58,7 @@ impl Job {
     }
 
     /// How long until it is due at `now`; `None` once it is.
-    pub fn wait_at(&self, now: SystemTime) -> Option<Duration> {
+    pub(crate) fn wait_at(&self, now: SystemTime) -> Option<Duration> {
         let now = epoch_millis(now);
         (self.not_before_ms > now).then(|| Duration::from_millis(self.not_before_ms - now))
     }

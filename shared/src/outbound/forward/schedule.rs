@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// Delay before attempt `n + 1` after attempt `n` failed: seconds, then minutes, then hours,
 /// capped at 12 h, the longest SQS can hide a message.
-pub const SCHEDULE: &[Duration] = &[
+pub(crate) const SCHEDULE: &[Duration] = &[
     Duration::from_secs(10),
     Duration::from_secs(60),
     Duration::from_secs(5 * 60),
@@ -22,11 +22,11 @@ pub const SCHEDULE: &[Duration] = &[
 ];
 
 /// The longest any delivery waits (what SQS visibility allows).
-pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
 
 /// The shortest attempt worth making: with less time left before the deadline, no request is
 /// sent (it could only time out) and the delivery is deferred without counting an attempt.
-pub const MIN_ATTEMPT: Duration = Duration::from_secs(1);
+pub(crate) const MIN_ATTEMPT: Duration = Duration::from_secs(1);
 
 /// Kept free between the end of the last attempt and the invocation's deadline, to record the
 /// attempt (circuit, audit, claim) and queue its retry: a few round trips to DynamoDB and SQS,
@@ -35,12 +35,12 @@ pub const WRAP_UP: Duration = Duration::from_secs(5);
 
 /// When attempts must be over, for work that had `lease` left before the invocation's deadline
 /// at `now`: [`WRAP_UP`] earlier (at once, when not even that is left).
-pub fn attempt_deadline(now: Instant, lease: Duration) -> Instant {
+pub(crate) fn attempt_deadline(now: Instant, lease: Duration) -> Instant {
     now + lease.saturating_sub(WRAP_UP)
 }
 
 /// The wait before the next attempt: the schedule, or longer when the endpoint asked.
-pub fn retry_delay(failed_attempt: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn retry_delay(failed_attempt: u32, retry_after: Option<Duration>) -> Duration {
     let index = (failed_attempt.max(1) as usize - 1).min(SCHEDULE.len() - 1);
     SCHEDULE[index]
         .max(retry_after.unwrap_or_default())

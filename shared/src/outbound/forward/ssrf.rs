@@ -2,10 +2,10 @@
 //!
 //! Forward targets are configured by users, so a target URL may point at anything the Lambda
 //! can reach: the instance metadata service, VPC-internal services, localhost. Two gates stop
-//! that. [`EgressPolicy::check_url`] refuses bad URLs before any request (wrong scheme,
+//! that. `EgressPolicy::check_url` refuses bad URLs before any request (wrong scheme,
 //! credentials in the URL, an IP-literal host that is not public, a `localhost` name), so it can
-//! also run on the configured endpoints at start-up. [`GuardedResolver`], installed
-//! in the client built by [`guarded_client`], drops non-public addresses at resolution time, so a
+//! also run on the configured endpoints at start-up. `GuardedResolver`, installed
+//! in the client built by `guarded_client`, drops non-public addresses at resolution time, so a
 //! name that passed the URL check cannot later resolve (or rebind) to an internal address: the
 //! connection is only ever made to an address the policy accepted.
 
@@ -71,7 +71,7 @@ const SIX_TO_FOUR: (Ipv6Addr, u32) = (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0)
 /// Why a forward target was refused. Messages name at most a scheme, a host and an address,
 /// never a full URL, because query strings may carry tokens.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SsrfError {
+pub(crate) enum SsrfError {
     /// The scheme is not https (or http is used where only loopback http is allowed).
     #[error("scheme {0:?} is not allowed for forward targets (https only; http only to loopback when enabled)")]
     Scheme(String),
@@ -132,7 +132,7 @@ impl EgressPolicy {
     /// Parses FORWARD_ALLOW_CIDRS-style text (comma-separated CIDRs or single IPs, blanks
     /// ignored) so that operators can open specific internal ranges; the error names the bad
     /// entry so the configuration can be fixed.
-    pub fn parse_allow_list(text: &str) -> Result<Vec<IpNet>, String> {
+    pub(crate) fn parse_allow_list(text: &str) -> Result<Vec<IpNet>, String> {
         text.split(',')
             .map(str::trim)
             .filter(|entry| !entry.is_empty())
@@ -150,7 +150,7 @@ impl EgressPolicy {
     /// HTTP client connects to them without asking the resolver, and so are `localhost` and
     /// `*.localhost`, which always mean loopback (RFC 6761) whatever DNS says; other names are
     /// judged by [`GuardedResolver`] when they are resolved.
-    pub fn check_url(&self, url: &reqwest::Url) -> Result<(), SsrfError> {
+    pub(crate) fn check_url(&self, url: &reqwest::Url) -> Result<(), SsrfError> {
         let scheme = url.scheme();
         if scheme != "https" && scheme != "http" {
             return Err(SsrfError::Scheme(scheme.to_owned()));
@@ -173,7 +173,8 @@ impl EgressPolicy {
     /// Refuses non-public addresses unless allow-listed (or loopback with
     /// `allow_http_loopback`), because those are the addresses an attacker-supplied target
     /// would use to reach inside.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), SsrfError> {
+    #[cfg(test)]
+    fn check_ip(&self, ip: IpAddr) -> Result<(), SsrfError> {
         self.judge(&ip.to_string(), ip)
     }
 
@@ -301,7 +302,7 @@ fn in_v6(ip: Ipv6Addr, net: Ipv6Addr, len: u32) -> bool {
 /// refuses. Because the client only connects to what the resolver returns, DNS rebinding (a
 /// name that looked fine when checked and resolves inside later) cannot get past it.
 #[derive(Debug, Clone)]
-pub struct GuardedResolver {
+pub(crate) struct GuardedResolver {
     policy: Arc<EgressPolicy>,
     table: Option<Arc<HashMap<String, Vec<IpAddr>>>>,
 }
@@ -317,7 +318,8 @@ impl GuardedResolver {
 
     /// A resolver over a fixed name → addresses table (names not in it fail), so tests can
     /// exercise resolution without the network.
-    pub fn with_table(policy: Arc<EgressPolicy>, table: HashMap<String, Vec<IpAddr>>) -> Self {
+    #[cfg(test)]
+    fn with_table(policy: Arc<EgressPolicy>, table: HashMap<String, Vec<IpAddr>>) -> Self {
         let table = table
             .into_iter()
             .map(|(name, addrs)| (name.to_ascii_lowercase(), addrs))
@@ -367,7 +369,7 @@ impl Resolve for GuardedResolver {
 /// are off because a redirect could point inside (and would carry the request on), and proxies
 /// are off because through a proxy the resolver would judge the proxy instead of the target.
 /// The scheme and userinfo rules are not enforced here: call [`EgressPolicy::check_url`] first.
-pub fn guarded_client(
+pub(crate) fn guarded_client(
     resolver: GuardedResolver,
     timeout: Duration,
 ) -> reqwest::Result<reqwest::Client> {

@@ -201,7 +201,7 @@ impl GenesysClient {
     /// The columns of an outbound contact (`GET /api/v2/outbound/contactlists/{listId}/contacts/
     /// {contactId}`, the `DialerContact`'s `data`), or `None` when Genesys no longer has it.
     /// Needs `outbound:contact:view`.
-    pub async fn contact_columns(
+    pub(crate) async fn contact_columns(
         &self,
         contact_list_id: &str,
         contact_id: &str,

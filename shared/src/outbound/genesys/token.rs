@@ -15,18 +15,18 @@ use tokio::time::Instant;
 
 /// The longest token lifetime an OAuth client can be configured with (48 hours); longer claims are
 /// capped so no arithmetic on instants can overflow.
-pub const MAX_LIFETIME: Duration = Duration::from_secs(172_800);
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(172_800);
 /// The largest safety margin before expiry.
-pub const MAX_MARGIN: Duration = Duration::from_secs(60);
+pub(crate) const MAX_MARGIN: Duration = Duration::from_secs(60);
 
 /// How long before its expiry a token of this lifetime is replaced.
-pub fn safety_margin(lifetime: Duration) -> Duration {
+pub(crate) fn safety_margin(lifetime: Duration) -> Duration {
     (lifetime / 10).min(MAX_MARGIN)
 }
 
 /// When a token of `lifetime`, requested at `requested_at`, stops being used. The lifetime counts
 /// from the request, not the answer: Genesys started the clock somewhere in between.
-pub fn refresh_at(requested_at: Instant, lifetime: Duration) -> Instant {
+pub(crate) fn refresh_at(requested_at: Instant, lifetime: Duration) -> Instant {
     let lifetime = lifetime.min(MAX_LIFETIME);
     requested_at + (lifetime - safety_margin(lifetime))
 }
@@ -49,7 +49,7 @@ pub(crate) struct AccessToken {
 
 impl AccessToken {
     /// Whether it may still be sent at `now`.
-    pub fn is_fresh(&self, now: Instant) -> bool {
+    pub(crate) fn is_fresh(&self, now: Instant) -> bool {
         now < self.refresh_at
     }
 }
@@ -91,7 +91,7 @@ impl TokenSlot {
     }
 
     /// Forgets the token of `generation` if it is still the cached one.
-    pub fn discard(&mut self, generation: u64) {
+    pub(crate) fn discard(&mut self, generation: u64) {
         if self
             .current
             .as_ref()

@@ -152,21 +152,6 @@ impl TwilioCredentials {
         })
     }
 
-    /// The sender configured in the secret, Messaging Service first (it picks the number itself and
-    /// handles opt-out keywords), for callers whose rules name none.
-    pub fn default_sender(&self) -> Option<Sender> {
-        self.messaging_service_sid
-            .clone()
-            .map(Sender::MessagingService)
-            .or_else(|| self.from.clone().map(Sender::From))
-    }
-
-    /// The SID of the API key requests authenticate with, if the secret has one; `None` means the
-    /// account SID and Auth Token are used.
-    pub fn api_key_sid(&self) -> Option<&str> {
-        self.api_key.as_ref().map(|(sid, _)| sid.as_str())
-    }
-
     /// The HTTP Basic user and password: the API key when there is one (it can be revoked alone,
     /// which is what makes rotation possible), else the account SID and Auth Token.
     pub(crate) fn basic_auth(&self) -> (&str, &SecretString) {
@@ -238,7 +223,6 @@ mod tests {
         .unwrap();
         let (user, password) = creds.basic_auth();
         assert_eq!((user, password.expose_secret()), (SK, "key-secret-value"));
-        assert_eq!(creds.api_key_sid(), Some(SK));
     }
 
     #[test]
@@ -251,7 +235,6 @@ mod tests {
         assert_eq!((user, password.expose_secret()), (AC, "tok-value"));
         let creds = parse(json!({"accountSid": AC, "authToken": "tok-value"})).unwrap();
         assert_eq!(creds.basic_auth().0, AC);
-        assert_eq!(creds.api_key_sid(), None);
     }
 
     #[test]
@@ -325,28 +308,6 @@ mod tests {
             !debug.contains("tok-value") && !debug.contains("key-secret-value"),
             "{debug}"
         );
-    }
-
-    #[test]
-    fn the_default_sender_prefers_the_messaging_service() {
-        let creds = parse(
-            json!({"accountSid": AC, "authToken": "t", "messagingServiceSid": MG,
-            "from": "+14155550100"}),
-        )
-        .unwrap();
-        assert_eq!(
-            creds.default_sender(),
-            Some(Sender::MessagingService(MG.into()))
-        );
-        let creds =
-            parse(json!({"accountSid": AC, "authToken": "t", "messagingServiceSid": "", "from": "+14155550100"}))
-                .unwrap();
-        assert_eq!(
-            creds.default_sender(),
-            Some(Sender::From("+14155550100".into()))
-        );
-        let creds = parse(json!({"accountSid": AC, "authToken": "t"})).unwrap();
-        assert_eq!(creds.default_sender(), None);
     }
 
     #[test]
