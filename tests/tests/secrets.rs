@@ -19,6 +19,7 @@ async fn an_expired_value_is_kept_while_secrets_manager_is_unreachable() {
     let policy = SecretsPolicy {
         max_age: Duration::ZERO,
         refresh_min_interval: Duration::from_secs(60),
+        ..SecretsPolicy::default()
     };
     let cache = CachedSecret::new(aws.secrets(), arn, policy, Keys::parse);
     assert_eq!(first_key(&cache.current().await.unwrap()), "v1");

@@ -23,7 +23,7 @@ pub struct Deps {
     pub config: ReceiverConfig,
     /// The main queue (and claim-check bucket).
     pub queue: QueueSender,
-    /// Keys of the Genesys route.
+    /// Keys of the Genesys route: every live version's.
     pub genesys_keys: CachedSecret<Keys>,
     /// Twilio auth token(s) and shared keys.
     pub twilio_keys: CachedSecret<Keys>,
@@ -40,11 +40,14 @@ impl Deps {
                 config.claim_check_bucket.clone(),
                 config.claim_check_threshold_bytes,
             ),
-            genesys_keys: CachedSecret::new(
+            // Read overlapping: during a rotation, and for a grace period after it, a request
+            // signed with the old or the new key is accepted, so the sender switches at its pace.
+            genesys_keys: CachedSecret::overlapping(
                 secrets_client.clone(),
                 config.genesys_secret_arn.clone(),
                 config.secrets,
                 Keys::parse,
+                Keys::merge,
             ),
             twilio_keys: CachedSecret::new(
                 secrets_client,

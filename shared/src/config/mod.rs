@@ -27,6 +27,10 @@ pub(crate) const DEFAULT_SECRETS_MAX_AGE: Duration = Duration::from_secs(300);
 /// Default least interval between forced re-reads of a secret after a failed verification.
 pub(crate) const DEFAULT_SECRETS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How long a rotated-out webhook or signing key stays accepted by default: a day for senders to
+/// switch to the new one.
+pub(crate) const DEFAULT_PREVIOUS_GRACE: Duration = Duration::from_secs(24 * 3600);
+
 /// A setting that is missing or malformed; the message names the variable and never a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {name} {problem}")]
@@ -104,6 +108,10 @@ pub struct SecretsPolicy {
     /// Least interval between re-reads forced by a failed verification
     /// (`SECRETS_REFRESH_MIN_INTERVAL_SECS`), so bad requests cannot hammer Secrets Manager.
     pub refresh_min_interval: Duration,
+    /// How long after a rotation the previous webhook or signing key is still accepted
+    /// (`SECRETS_PREVIOUS_GRACE_SECS`), for senders that switch at their own pace; also how long
+    /// a rotated-out Twilio API key lives before it is deleted.
+    pub previous_grace: Duration,
 }
 
 impl SecretsPolicy {
@@ -115,6 +123,7 @@ impl SecretsPolicy {
                 "SECRETS_REFRESH_MIN_INTERVAL_SECS",
                 DEFAULT_SECRETS_REFRESH_INTERVAL,
             )?,
+            previous_grace: env.seconds("SECRETS_PREVIOUS_GRACE_SECS", DEFAULT_PREVIOUS_GRACE)?,
         })
     }
 }
@@ -124,6 +133,7 @@ impl Default for SecretsPolicy {
         Self {
             max_age: DEFAULT_SECRETS_MAX_AGE,
             refresh_min_interval: DEFAULT_SECRETS_REFRESH_INTERVAL,
+            previous_grace: DEFAULT_PREVIOUS_GRACE,
         }
     }
 }
@@ -328,6 +338,57 @@ fn header_name(name: &'static str, raw: &str) -> Result<http::HeaderName, Config
     })
 }
 
+/// The Genesys organization: `GENESYS_REGION`, with `GENESYS_API_BASE` and `GENESYS_LOGIN_BASE`
+/// overrides for local stand-ins.
+fn genesys_endpoints<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<GenesysEndpoints, ConfigError> {
+    let region = env
+        .optional("GENESYS_REGION")
+        .unwrap_or_else(|| "mypurecloud.com".into());
+    Ok(GenesysEndpoints::for_region(&region)
+        .map_err(|problem| ConfigError {
+            name: "GENESYS_REGION",
+            problem,
+        })?
+        .with_overrides(
+            url(env, "GENESYS_API_BASE")?,
+            url(env, "GENESYS_LOGIN_BASE")?,
+        ))
+}
+
+/// Twilio's API: `TWILIO_API_BASE`, for local stand-ins, else Twilio's own.
+fn twilio_api_base<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<String, ConfigError> {
+    Ok(url(env, "TWILIO_API_BASE")?.unwrap_or_else(|| "https://api.twilio.com".into()))
+}
+
+/// The rotation function's settings.
+#[derive(Debug, Clone)]
+pub struct RotatorConfig {
+    /// Twilio's API, where API keys are created and deleted.
+    pub twilio_api_base: String,
+    /// The Genesys organization whose OAuth clients and Open Messaging integrations rotate.
+    pub genesys: GenesysEndpoints,
+    /// The Genesys OAuth client allowed to regenerate client secrets and update Open Messaging
+    /// integrations (`GENESYS_ADMIN_SECRET_ARN`); unset, only Twilio keys and secrets that need
+    /// no Genesys call rotate.
+    pub genesys_admin_secret_arn: Option<String>,
+    /// Secret caching, and the grace period a replaced Twilio key lives.
+    pub secrets: SecretsPolicy,
+}
+
+impl RotatorConfig {
+    /// Reads and validates the rotator's settings.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            twilio_api_base: twilio_api_base(env)?,
+            genesys: genesys_endpoints(env)?,
+            genesys_admin_secret_arn: env.optional("GENESYS_ADMIN_SECRET_ARN"),
+            secrets: SecretsPolicy::from_env(env)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,18 +536,7 @@ pub struct ActionsConfig {
 impl ActionsConfig {
     /// Reads and validates the action settings.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let region = env
-            .optional("GENESYS_REGION")
-            .unwrap_or_else(|| "mypurecloud.com".into());
-        let genesys = GenesysEndpoints::for_region(&region)
-            .map_err(|problem| ConfigError {
-                name: "GENESYS_REGION",
-                problem,
-            })?
-            .with_overrides(
-                url(env, "GENESYS_API_BASE")?,
-                url(env, "GENESYS_LOGIN_BASE")?,
-            );
+        let genesys = genesys_endpoints(env)?;
         let rules = rules(env)?;
         let sms_window = env.seconds("SMS_IDEMPOTENCY_WINDOW_SECS", DEFAULT_SMS_WINDOW)?;
         if sms_window < MIN_SMS_WINDOW {
@@ -502,8 +552,7 @@ impl ActionsConfig {
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             twilio_secret_arn: env.required("TWILIO_SECRET_ARN")?,
-            twilio_api_base: url(env, "TWILIO_API_BASE")?
-                .unwrap_or_else(|| "https://api.twilio.com".into()),
+            twilio_api_base: twilio_api_base(env)?,
             genesys_secret_arn: env.required("GENESYS_SECRET_ARN")?,
             genesys,
             status_callback_url: url(env, "STATUS_CALLBACK_URL")?,

@@ -82,6 +82,20 @@ impl Keys {
         })
     }
 
+    /// The keys of every live version of a secret as one set, the first version's first: during a
+    /// rotation's overlap a request signed with either the old or the new key is accepted, and a
+    /// delivery is signed with both.
+    pub fn merge(all: Vec<Self>) -> Self {
+        let mut merged = Self::default();
+        for keys in all {
+            merged.secrets.extend(keys.secrets);
+            for (id, key) in keys.shared_keys {
+                merged.shared_keys.entry(id).or_insert(key);
+            }
+        }
+        merged
+    }
+
     /// The secrets, or [`AuthFailure::NoKeys`] when the route has none (a configuration fault that
     /// must show in the logs rather than look like a bad signature).
     fn require_secrets(&self) -> Result<&[SecretString], AuthFailure> {

@@ -155,9 +155,11 @@ impl Forwarder {
                         Some(Credentials::Bearer(secret(secret_arn)))
                     }
                 };
+                // Signed with every live version's key: during a rotation, and for a grace
+                // period after it, the endpoint verifies with whichever key it holds.
                 let signing = endpoint.signing_secret_arn.as_deref().map(|arn| {
                     let (client, arn, policy) = cache(arn);
-                    CachedSecret::new(client, arn, policy, Keys::parse)
+                    CachedSecret::overlapping(client, arn, policy, Keys::parse, Keys::merge)
                 });
                 let encryption = endpoint.encryption_key_arn.as_deref().map(|arn| {
                     let (client, arn, policy) = cache(arn);

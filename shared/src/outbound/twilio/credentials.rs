@@ -161,6 +161,23 @@ impl TwilioCredentials {
         }
     }
 
+    /// The account SID and Auth Token: what creates and deletes API keys, which a standard key
+    /// cannot do.
+    pub(crate) fn main_auth(&self) -> Result<(&str, &SecretString)> {
+        if self.auth_token.expose_secret().is_empty() {
+            return Err(Error::permanent(
+                "field `authToken` is empty: rotating the API key needs the Auth Token, which \
+                 creates and deletes keys",
+            ));
+        }
+        Ok((&self.account_sid, &self.auth_token))
+    }
+
+    /// The SID of the API key messages are sent with, if any.
+    pub(crate) fn api_key_sid(&self) -> Option<&str> {
+        self.api_key.as_ref().map(|(sid, _)| sid.as_str())
+    }
+
     /// Whether both would send the same Basic credentials, so retrying a 401 with `other` is
     /// pointless.
     pub(crate) fn same_auth(&self, other: &Self) -> bool {

@@ -9,6 +9,7 @@ mod classify;
 mod client;
 mod credentials;
 mod e164;
+mod keys;
 mod segments;
 mod status;
 
@@ -16,5 +17,6 @@ pub use classify::SendError;
 pub use client::{MessageStatus, OutboundSms, SentMessage, TwilioClient, DEFAULT_API_BASE};
 pub use credentials::{Sender, TwilioCredentials, TwilioSecret};
 pub use e164::is_e164;
+pub use keys::{Basic, NewKey, TwilioKeys};
 pub use segments::{segments, SmsEncoding, MAX_BODY_CHARS};
 pub use status::{status_advances, status_rank};

@@ -1,4 +1,4 @@
-//! Fake Twilio: the Messages API of one account on a local port.
+//! Fake Twilio: the Messages API of one account on a local port, and its API keys (see `keys`).
 //!
 //! It checks the real request shape (Twilio's Messages API) and answers like Twilio, in this order:
 //! - `/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json` for its account reads a message back
@@ -46,6 +46,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::server::{self, lock, Latency, Served};
+
+mod keys;
+
+pub use keys::ApiKey;
 
 const API_VERSION: &str = "2010-04-01";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -194,6 +198,8 @@ struct Inner {
     faults: Option<(Faults, fastrand::Rng)>,
     /// Every creation answered 503 ([`FakeTwilio::set_down`]).
     down: bool,
+    /// The account's API keys.
+    keys: Vec<ApiKey>,
 }
 
 impl Inner {
@@ -224,6 +230,17 @@ impl FakeTwilio {
     /// `(user, password)` pairs in `auth` (API key SID and secret, or account SID and Auth Token).
     pub async fn start(account_sid: impl Into<String>, auth: Vec<(String, String)>) -> Self {
         let (listener, port) = server::bind().await;
+        // A key given up front is one of the account's keys, listed and deletable like the rest.
+        let keys = auth
+            .iter()
+            .filter(|(user, _)| user.starts_with("SK"))
+            .map(|(sid, secret)| ApiKey {
+                sid: sid.clone(),
+                friendly_name: "given at start".into(),
+                secret: secret.clone(),
+                date_created: rfc2822_now(),
+            })
+            .collect();
         let shared: Shared = Arc::new(Mutex::new(Inner {
             account_sid: account_sid.into(),
             auth,
@@ -236,6 +253,7 @@ impl FakeTwilio {
             port,
             faults: None,
             down: false,
+            keys,
         }));
         let latency = Latency::default();
         let app = latency
@@ -323,6 +341,11 @@ impl FakeTwilio {
     /// Replaces the accepted credentials (a rotated or revoked key): only these work from now on.
     pub fn set_auth(&self, auth: Vec<(String, String)>) {
         lock(&self.shared).auth = auth;
+    }
+
+    /// The account's API keys now.
+    pub fn keys(&self) -> Vec<ApiKey> {
+        lock(&self.shared).keys.clone()
     }
 
     /// Every request received, in order, refused ones included.
@@ -538,6 +561,9 @@ async fn answer(
 ) -> Response {
     if let Some(sid) = fetched_sid(shared, path) {
         return fetch(shared, method, &sid, credentials);
+    }
+    if let Some(response) = keys::answer(shared, method, path, credentials.clone(), &form) {
+        return response;
     }
     let submission = match check(shared, method, path, credentials, content_type, form) {
         Ok(submission) => submission,

@@ -1,0 +1,337 @@
+//! Credential rotation against Secrets Manager on a local AWS and the local Twilio: each strategy's
+//! four steps in order and again, the overlap during which old and new credentials both work, a
+//! failed test that leaves the current credential in place, and what happens after the grace
+//! period.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesys_relay::config::{Env, ReceiverConfig, RotatorConfig, SecretsPolicy};
+use genesys_relay::outbound::twilio::{OutboundSms, Sender, TwilioClient, TwilioCredentials};
+use genesys_relay::secrets::rotation::{RotationEvent, Step};
+use genesys_relay::secrets::strategy::STRATEGY_TAG;
+use genesys_relay::secrets::CachedSecret;
+use lambda_runtime::{Context, LambdaEvent};
+use relay_tests::fakes::twilio::FakeTwilio;
+use relay_tests::providers::{http_client, TWILIO_ACCOUNT, TWILIO_TOKEN};
+use relay_tests::{http_api_request, sign, LocalAws};
+use serde_json::{json, Value};
+
+const GRACE_SECS: u64 = 3600;
+const KEY_0: &str = "SK00000000000000000000000000000000";
+
+/// A rotation token as Secrets Manager makes them (32 to 64 characters).
+fn token(n: u32) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+async fn tag(aws: &LocalAws, secret: &str, strategy: &str) {
+    aws.secrets()
+        .tag_resource()
+        .secret_id(secret)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key(STRATEGY_TAG)
+                .value(strategy)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+fn rotator(aws: &LocalAws, settings: &[(&str, String)]) -> rotator::Deps {
+    let env: HashMap<String, String> = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .chain([(
+            "SECRETS_PREVIOUS_GRACE_SECS".to_owned(),
+            GRACE_SECS.to_string(),
+        )])
+        .collect();
+    let config = RotatorConfig::from_env(&Env::from_fn(|k| env.get(k).cloned())).unwrap();
+    rotator::Deps::new(config, &aws.sdk, http_client())
+}
+
+async fn step(deps: &rotator::Deps, secret: &str, step: Step, token: &str) -> Result<(), String> {
+    let event = RotationEvent {
+        step,
+        secret_id: secret.to_owned(),
+        client_request_token: token.to_owned(),
+    };
+    rotator::handle(LambdaEvent::new(event, Context::default()), deps)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn rotate(deps: &rotator::Deps, secret: &str, token: &str) {
+    for s in [Step::Create, Step::Set, Step::Test, Step::Finish] {
+        step(deps, secret, s, token).await.unwrap();
+    }
+}
+
+async fn value(aws: &LocalAws, secret: &str, stage: &str) -> String {
+    aws.secrets()
+        .get_secret_value()
+        .secret_id(secret)
+        .version_stage(stage)
+        .send()
+        .await
+        .unwrap()
+        .secret_string
+        .unwrap()
+}
+
+async fn version_value(aws: &LocalAws, secret: &str, version: &str) -> String {
+    aws.secrets()
+        .get_secret_value()
+        .secret_id(secret)
+        .version_id(version)
+        .send()
+        .await
+        .unwrap()
+        .secret_string
+        .unwrap()
+}
+
+fn receiver_deps(
+    aws: &LocalAws,
+    queue_url: &str,
+    genesys_arn: &str,
+    grace: Duration,
+) -> receiver::Deps {
+    let env: HashMap<&str, String> = HashMap::from([
+        ("QUEUE_URL", queue_url.to_owned()),
+        ("GENESYS_WEBHOOK_SECRET_ARN", genesys_arn.to_owned()),
+        ("TWILIO_SECRET_ARN", genesys_arn.to_owned()),
+        ("SECRETS_MAX_AGE_SECS", "0".to_owned()),
+        ("SECRETS_PREVIOUS_GRACE_SECS", grace.as_secs().to_string()),
+    ]);
+    let config = ReceiverConfig::from_env(&Env::from_fn(|k| env.get(k).cloned())).unwrap();
+    receiver::Deps::new(config, &aws.sdk)
+}
+
+async fn post_signed(deps: &receiver::Deps, key: &str) -> u16 {
+    let body = r#"{"topicName": "v2.detail.events.conversation.c1.acw", "eventBody": {"conversationId": "c1"}}"#;
+    let signature = sign::hub_signature(key, body);
+    let request = http_api_request(
+        "POST",
+        "/webhooks/genesys",
+        &[
+            ("content-type", "application/json"),
+            ("x-hub-signature-256", &signature),
+        ],
+        body,
+    );
+    receiver::handle(request, deps).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn a_webhook_secret_is_accepted_old_and_new_through_the_rotation_and_old_only_within_the_grace(
+) {
+    let aws = LocalAws::start().await;
+    let queue_url = aws.queue("main").await;
+    let arn = aws.secret("genesys-webhook", "old-webhook-secret").await;
+    tag(&aws, &arn, "webhook").await;
+    let deps = rotator(&aws, &[]);
+    let receiver = receiver_deps(&aws, &queue_url, &arn, Duration::from_secs(GRACE_SECS));
+    let t = token(1);
+
+    step(&deps, &arn, Step::Create, &t).await.unwrap();
+    let new = version_value(&aws, &arn, &t).await;
+    assert_ne!(new, "old-webhook-secret");
+    assert_eq!(value(&aws, &arn, "AWSCURRENT").await, "old-webhook-secret");
+    // The sender may switch as soon as the new value exists: both are accepted.
+    assert_eq!(post_signed(&receiver, "old-webhook-secret").await, 202);
+    assert_eq!(post_signed(&receiver, &new).await, 202);
+
+    for s in [Step::Set, Step::Test, Step::Finish] {
+        step(&deps, &arn, s, &t).await.unwrap();
+    }
+    assert_eq!(value(&aws, &arn, "AWSCURRENT").await, new);
+    assert_eq!(value(&aws, &arn, "AWSPREVIOUS").await, "old-webhook-secret");
+    assert_eq!(post_signed(&receiver, &new).await, 202);
+    assert_eq!(
+        post_signed(&receiver, "old-webhook-secret").await,
+        202,
+        "within the grace period"
+    );
+    // Every step again is a no-op.
+    for s in [Step::Create, Step::Set, Step::Test, Step::Finish] {
+        step(&deps, &arn, s, &t).await.unwrap();
+    }
+    assert_eq!(value(&aws, &arn, "AWSCURRENT").await, new);
+
+    let past_grace = receiver_deps(&aws, &queue_url, &arn, Duration::ZERO);
+    assert_eq!(post_signed(&past_grace, &new).await, 202);
+    assert_eq!(
+        post_signed(&past_grace, "old-webhook-secret").await,
+        401,
+        "after the grace period the old secret is refused"
+    );
+}
+
+fn twilio_secret(key_sid: &str, key_secret: &str) -> String {
+    json!({"accountSid": TWILIO_ACCOUNT, "authToken": TWILIO_TOKEN, "apiKeySid": key_sid,
+        "apiKeySecret": key_secret, "from": "+14155550100"})
+    .to_string()
+}
+
+async fn send(client: &TwilioClient) -> String {
+    client
+        .send(&OutboundSms {
+            to: "+14155550123".into(),
+            sender: Sender::From("+14155550100".into()),
+            body: "hello".into(),
+            status_callback: None,
+        })
+        .await
+        .unwrap()
+        .sid
+}
+
+fn key_of(secret: &str) -> String {
+    serde_json::from_str::<Value>(secret).unwrap()["apiKeySid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+struct TwilioSetup {
+    aws: LocalAws,
+    twilio: FakeTwilio,
+    arn: String,
+    sender: TwilioClient,
+}
+
+async fn twilio_setup() -> TwilioSetup {
+    let aws = LocalAws::start().await;
+    let twilio = FakeTwilio::start(
+        TWILIO_ACCOUNT,
+        vec![
+            (TWILIO_ACCOUNT.into(), TWILIO_TOKEN.into()),
+            (KEY_0.into(), "key-0-secret".into()),
+        ],
+    )
+    .await;
+    let arn = aws
+        .secret("twilio", &twilio_secret(KEY_0, "key-0-secret"))
+        .await;
+    tag(&aws, &arn, "twilio-api-key").await;
+    let policy = SecretsPolicy {
+        max_age: Duration::ZERO,
+        ..SecretsPolicy::default()
+    };
+    let sender = TwilioClient::new(
+        http_client(),
+        twilio.base_url(),
+        Arc::new(CachedSecret::new(
+            aws.secrets(),
+            arn.clone(),
+            policy,
+            TwilioCredentials::parse,
+        )),
+    );
+    TwilioSetup {
+        aws,
+        twilio,
+        arn,
+        sender,
+    }
+}
+
+#[tokio::test]
+async fn a_twilio_key_rotates_while_sending_goes_on_and_replaced_keys_go_after_the_grace() {
+    let TwilioSetup {
+        aws,
+        twilio,
+        arn,
+        sender,
+    } = twilio_setup().await;
+    let mut deps = rotator(&aws, &[("TWILIO_API_BASE", twilio.base_url())]);
+    let sent_with = |twilio: &FakeTwilio| {
+        twilio
+            .messages()
+            .last()
+            .map(|m| m.auth_user.clone())
+            .unwrap()
+    };
+
+    send(&sender).await;
+    assert_eq!(sent_with(&twilio), KEY_0);
+    let t1 = token(1);
+    step(&deps, &arn, Step::Create, &t1).await.unwrap();
+    let key_1 = key_of(&version_value(&aws, &arn, &t1).await);
+    assert_ne!(key_1, KEY_0);
+    assert!(twilio.keys().iter().any(|k| k.sid == key_1));
+    // Running createSecret again keeps the one new key.
+    step(&deps, &arn, Step::Create, &t1).await.unwrap();
+    assert_eq!(twilio.keys().len(), 2);
+    send(&sender).await;
+    assert_eq!(
+        sent_with(&twilio),
+        KEY_0,
+        "the current key until finishSecret"
+    );
+    for s in [Step::Set, Step::Test, Step::Finish] {
+        step(&deps, &arn, s, &t1).await.unwrap();
+    }
+    send(&sender).await;
+    assert_eq!(sent_with(&twilio), key_1);
+    assert!(
+        twilio.keys().iter().any(|k| k.sid == KEY_0),
+        "the previous key stays"
+    );
+
+    // The second rotation leaves the first key unused, but within its grace: kept.
+    rotate(&deps, &arn, &token(2)).await;
+    let key_2 = key_of(&value(&aws, &arn, "AWSCURRENT").await);
+    assert!(twilio.keys().iter().any(|k| k.sid == KEY_0));
+    send(&sender).await;
+    assert_eq!(sent_with(&twilio), key_2);
+
+    // Hours later, the third deletes every key no version uses that was replaced before the
+    // grace period: the first two. The previous and the current stay.
+    deps.clock = genesys_relay::clock::ahead(Duration::from_secs(2 * GRACE_SECS));
+    rotate(&deps, &arn, &token(3)).await;
+    let key_3 = key_of(&value(&aws, &arn, "AWSCURRENT").await);
+    let mut left: Vec<String> = twilio.keys().into_iter().map(|k| k.sid).collect();
+    left.sort();
+    let mut expected = vec![key_2.clone(), key_3.clone()];
+    expected.sort();
+    assert_eq!(left, expected);
+    send(&sender).await;
+    assert_eq!(sent_with(&twilio), key_3);
+}
+
+#[tokio::test]
+async fn a_failed_test_leaves_the_current_key_in_place_and_in_use() {
+    let TwilioSetup {
+        aws,
+        twilio,
+        arn,
+        sender,
+    } = twilio_setup().await;
+    let deps = rotator(&aws, &[("TWILIO_API_BASE", twilio.base_url())]);
+    let t = token(1);
+    step(&deps, &arn, Step::Create, &t).await.unwrap();
+    let new_key = key_of(&version_value(&aws, &arn, &t).await);
+    // The new key is revoked before it is tested.
+    let revoke = reqwest::Client::new()
+        .delete(format!(
+            "{}/2010-04-01/Accounts/{TWILIO_ACCOUNT}/Keys/{new_key}.json",
+            twilio.base_url()
+        ))
+        .basic_auth(TWILIO_ACCOUNT, Some(TWILIO_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 204);
+    step(&deps, &arn, Step::Set, &t).await.unwrap();
+    let failure = step(&deps, &arn, Step::Test, &t).await.unwrap_err();
+    assert!(failure.contains("401"), "{failure}");
+    assert_eq!(key_of(&value(&aws, &arn, "AWSCURRENT").await), KEY_0);
+    send(&sender).await;
+    assert_eq!(twilio.messages().last().unwrap().auth_user, KEY_0);
+}
