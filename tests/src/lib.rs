@@ -15,6 +15,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 
 pub use relay_local::{fakes, lambda_record};
 pub mod providers;
+pub mod rotation;
 
 /// A running moto server, killed on drop.
 pub struct LocalAws {

@@ -12,11 +12,13 @@ use genesys_relay::inbound::queue::{Envelope, MediaType, QueueSender, Source};
 use genesys_relay::outbound::forward;
 use genesys_relay::outbound::forward::circuit::CircuitPolicy;
 use genesys_relay::outbound::forward::envelope::{self, Delivery, EncryptionKey};
+use genesys_relay::secrets::rotation::Step;
 use genesys_relay::state::endpoints::{DynamoEndpoints, EndpointRecords};
 use lambda_runtime::{Context, LambdaEvent};
 use processor::{handle, Deps};
 use relay_tests::fakes::downstream::{Downstream, Reply, HELD};
 use relay_tests::providers::{http_client, Providers};
+use relay_tests::rotation;
 use relay_tests::{attribute, http_api_request, sample_event, sign, test_secrets, LocalAws};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -773,5 +775,47 @@ async fn a_delivery_held_elsewhere_waits_as_its_own_job_and_the_record_is_acknow
         stack.delayed().await,
         1,
         "the delivery waits on the queue as its own job"
+    );
+}
+
+#[tokio::test]
+async fn during_a_signing_secret_rotation_each_delivery_carries_the_old_and_the_new_signature() {
+    let stack = stack(
+        |d, arns| {
+            json!([endpoint(
+                d,
+                "crm",
+                json!({"signingSecretArn": arns["signing"]})
+            )])
+        },
+        CircuitPolicy::default(),
+    )
+    .await;
+    rotation::tag(&stack.aws, "signing", "forward-signing").await;
+    let rotator = rotation::rotator(&stack.aws, &[]);
+    let t = rotation::token(1);
+    rotation::step(&rotator, "signing", Step::Create, &t)
+        .await
+        .unwrap();
+    let new = rotation::version_value(&stack.aws, "signing", &t).await;
+    assert!(new.starts_with("whsec_") && new != SIGNING);
+
+    stack.enqueue("c1").await;
+    let (_, failed) = stack.process_queue().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let received = stack.downstream.received("/crm");
+    assert_eq!(received.len(), 1);
+    let delivery = &received[0];
+    let body = String::from_utf8(delivery.body.clone()).unwrap();
+    let id = &delivery.headers["webhook-id"];
+    let timestamp: i64 = delivery.headers["webhook-timestamp"].parse().unwrap();
+    assert_eq!(
+        delivery.headers["webhook-signature"],
+        format!(
+            "{} {}",
+            sign::standard_webhooks(SIGNING, id, timestamp, &body),
+            sign::standard_webhooks(&new, id, timestamp, &body)
+        ),
+        "an endpoint verifies with whichever secret it holds"
     );
 }

@@ -7,93 +7,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use genesys_relay::config::{Env, ReceiverConfig, RotatorConfig, SecretsPolicy};
+use genesys_relay::config::{Env, ReceiverConfig, SecretsPolicy};
+use genesys_relay::outbound::genesys::{GenesysClient, GenesysCredentials};
 use genesys_relay::outbound::twilio::{OutboundSms, Sender, TwilioClient, TwilioCredentials};
-use genesys_relay::secrets::rotation::{RotationEvent, Step};
-use genesys_relay::secrets::strategy::STRATEGY_TAG;
+use genesys_relay::secrets::rotation::Step;
+use genesys_relay::secrets::strategy::OPEN_MESSAGING_TAG;
 use genesys_relay::secrets::CachedSecret;
-use lambda_runtime::{Context, LambdaEvent};
+use relay_tests::fakes::genesys::FakeGenesys;
 use relay_tests::fakes::twilio::FakeTwilio;
 use relay_tests::providers::{http_client, TWILIO_ACCOUNT, TWILIO_TOKEN};
+use relay_tests::rotation::{
+    rotate, rotator, stage_value as value, step, tag, tag_with, token, version_value,
+};
 use relay_tests::{http_api_request, sign, LocalAws};
 use serde_json::{json, Value};
 
 const GRACE_SECS: u64 = 3600;
 const KEY_0: &str = "SK00000000000000000000000000000000";
-
-/// A rotation token as Secrets Manager makes them (32 to 64 characters).
-fn token(n: u32) -> String {
-    format!("00000000-0000-4000-8000-{n:012}")
-}
-
-async fn tag(aws: &LocalAws, secret: &str, strategy: &str) {
-    aws.secrets()
-        .tag_resource()
-        .secret_id(secret)
-        .tags(
-            aws_sdk_secretsmanager::types::Tag::builder()
-                .key(STRATEGY_TAG)
-                .value(strategy)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
-fn rotator(aws: &LocalAws, settings: &[(&str, String)]) -> rotator::Deps {
-    let env: HashMap<String, String> = settings
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .chain([(
-            "SECRETS_PREVIOUS_GRACE_SECS".to_owned(),
-            GRACE_SECS.to_string(),
-        )])
-        .collect();
-    let config = RotatorConfig::from_env(&Env::from_fn(|k| env.get(k).cloned())).unwrap();
-    rotator::Deps::new(config, &aws.sdk, http_client())
-}
-
-async fn step(deps: &rotator::Deps, secret: &str, step: Step, token: &str) -> Result<(), String> {
-    let event = RotationEvent {
-        step,
-        secret_id: secret.to_owned(),
-        client_request_token: token.to_owned(),
-    };
-    rotator::handle(LambdaEvent::new(event, Context::default()), deps)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-async fn rotate(deps: &rotator::Deps, secret: &str, token: &str) {
-    for s in [Step::Create, Step::Set, Step::Test, Step::Finish] {
-        step(deps, secret, s, token).await.unwrap();
-    }
-}
-
-async fn value(aws: &LocalAws, secret: &str, stage: &str) -> String {
-    aws.secrets()
-        .get_secret_value()
-        .secret_id(secret)
-        .version_stage(stage)
-        .send()
-        .await
-        .unwrap()
-        .secret_string
-        .unwrap()
-}
-
-async fn version_value(aws: &LocalAws, secret: &str, version: &str) -> String {
-    aws.secrets()
-        .get_secret_value()
-        .secret_id(secret)
-        .version_id(version)
-        .send()
-        .await
-        .unwrap()
-        .secret_string
-        .unwrap()
-}
 
 fn receiver_deps(
     aws: &LocalAws,
@@ -134,7 +64,10 @@ async fn a_webhook_secret_is_accepted_old_and_new_through_the_rotation_and_old_o
     let queue_url = aws.queue("main").await;
     let arn = aws.secret("genesys-webhook", "old-webhook-secret").await;
     tag(&aws, &arn, "webhook").await;
-    let deps = rotator(&aws, &[]);
+    let deps = rotator(
+        &aws,
+        &[("SECRETS_PREVIOUS_GRACE_SECS", GRACE_SECS.to_string())],
+    );
     let receiver = receiver_deps(&aws, &queue_url, &arn, Duration::from_secs(GRACE_SECS));
     let t = token(1);
 
@@ -249,7 +182,13 @@ async fn a_twilio_key_rotates_while_sending_goes_on_and_replaced_keys_go_after_t
         arn,
         sender,
     } = twilio_setup().await;
-    let mut deps = rotator(&aws, &[("TWILIO_API_BASE", twilio.base_url())]);
+    let mut deps = rotator(
+        &aws,
+        &[
+            ("TWILIO_API_BASE", twilio.base_url()),
+            ("SECRETS_PREVIOUS_GRACE_SECS", GRACE_SECS.to_string()),
+        ],
+    );
     let sent_with = |twilio: &FakeTwilio| {
         twilio
             .messages()
@@ -313,7 +252,13 @@ async fn a_failed_test_leaves_the_current_key_in_place_and_in_use() {
         arn,
         sender,
     } = twilio_setup().await;
-    let deps = rotator(&aws, &[("TWILIO_API_BASE", twilio.base_url())]);
+    let deps = rotator(
+        &aws,
+        &[
+            ("TWILIO_API_BASE", twilio.base_url()),
+            ("SECRETS_PREVIOUS_GRACE_SECS", GRACE_SECS.to_string()),
+        ],
+    );
     let t = token(1);
     step(&deps, &arn, Step::Create, &t).await.unwrap();
     let new_key = key_of(&version_value(&aws, &arn, &t).await);
@@ -334,4 +279,204 @@ async fn a_failed_test_leaves_the_current_key_in_place_and_in_use() {
     assert_eq!(key_of(&value(&aws, &arn, "AWSCURRENT").await), KEY_0);
     send(&sender).await;
     assert_eq!(twilio.messages().last().unwrap().auth_user, KEY_0);
+}
+
+/// A Genesys organization with the relay's two clients and an admin client, its credentials
+/// secrets, and a Genesys client reading the relay's secret as the processor does.
+struct GenesysSetup {
+    aws: LocalAws,
+    genesys: FakeGenesys,
+    arn: String,
+    rotator: rotator::Deps,
+    client: GenesysClient,
+}
+
+async fn genesys_setup() -> GenesysSetup {
+    let aws = LocalAws::start().await;
+    let genesys = FakeGenesys::start("relay-a", "secret-a", 3600).await;
+    genesys.add_client("relay-b", "secret-b");
+    genesys.add_client("relay-admin", "admin-secret");
+    let arn = aws
+        .secret(
+            "genesys",
+            &json!({"clientId": "relay-a", "clientSecret": "secret-a", "standbyClientId": "relay-b"})
+                .to_string(),
+        )
+        .await;
+    tag(&aws, &arn, "genesys-oauth").await;
+    let admin = aws
+        .secret(
+            "genesys-admin",
+            &json!({"clientId": "relay-admin", "clientSecret": "admin-secret"}).to_string(),
+        )
+        .await;
+    let rotator = rotator(
+        &aws,
+        &[
+            ("GENESYS_API_BASE", genesys.base_url()),
+            ("GENESYS_LOGIN_BASE", genesys.base_url()),
+            ("GENESYS_ADMIN_SECRET_ARN", admin),
+        ],
+    );
+    let policy = SecretsPolicy {
+        max_age: Duration::ZERO,
+        ..SecretsPolicy::default()
+    };
+    let client = GenesysClient::new(
+        http_client(),
+        genesys.endpoints(),
+        Arc::new(CachedSecret::new(
+            aws.secrets(),
+            arn.clone(),
+            policy,
+            GenesysCredentials::parse,
+        )),
+    );
+    GenesysSetup {
+        aws,
+        genesys,
+        arn,
+        rotator,
+        client,
+    }
+}
+
+fn client_of(secret: &str) -> (String, String) {
+    let value: Value = serde_json::from_str(secret).unwrap();
+    (
+        value["clientId"].as_str().unwrap().to_owned(),
+        value["clientSecret"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn genesys_credentials_switch_between_two_clients_and_the_one_in_use_is_never_regenerated() {
+    let GenesysSetup {
+        aws,
+        genesys,
+        arn,
+        rotator,
+        client,
+    } = genesys_setup().await;
+    client.wrapup_codes(None).await.unwrap();
+
+    let t1 = token(1);
+    step(&rotator, &arn, Step::Create, &t1).await.unwrap();
+    let (standby, new_secret) = client_of(&version_value(&aws, &arn, &t1).await);
+    assert_eq!(standby, "relay-b");
+    assert_eq!(genesys.client_secret_of("relay-b").unwrap(), new_secret);
+    assert_eq!(
+        genesys.client_secret_of("relay-a").unwrap(),
+        "secret-a",
+        "the client in use keeps its secret"
+    );
+    step(&rotator, &arn, Step::Create, &t1).await.unwrap();
+    assert_eq!(
+        genesys.client_secret_of("relay-b").unwrap(),
+        new_secret,
+        "createSecret again regenerates nothing"
+    );
+    sign_in_again(&client, &genesys).await;
+    for s in [Step::Set, Step::Test, Step::Finish] {
+        step(&rotator, &arn, s, &t1).await.unwrap();
+    }
+    assert_eq!(
+        client_of(&value(&aws, &arn, "AWSCURRENT").await).0,
+        "relay-b"
+    );
+    sign_in_again(&client, &genesys).await;
+
+    // The next rotation regenerates the first client, now the standby one.
+    rotate(&rotator, &arn, &token(2)).await;
+    let (in_use, secret) = client_of(&value(&aws, &arn, "AWSCURRENT").await);
+    assert_eq!(in_use, "relay-a");
+    assert_ne!(secret, "secret-a");
+    sign_in_again(&client, &genesys).await;
+}
+
+/// What the processor does after a rotation: its token lapses, it signs in again with whatever
+/// the secret holds now, and the call goes through.
+async fn sign_in_again(client: &GenesysClient, genesys: &FakeGenesys) {
+    genesys.expire_tokens();
+    client.wrapup_codes(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_genesys_test_leaves_the_current_client_in_place() {
+    let GenesysSetup {
+        aws,
+        genesys,
+        arn,
+        rotator,
+        client,
+    } = genesys_setup().await;
+    let t = token(1);
+    step(&rotator, &arn, Step::Create, &t).await.unwrap();
+    // Someone regenerates the standby client's secret again before the test.
+    genesys.add_client("relay-b", "changed-elsewhere");
+    step(&rotator, &arn, Step::Set, &t).await.unwrap();
+    let failure = step(&rotator, &arn, Step::Test, &t).await.unwrap_err();
+    assert!(failure.contains("refused"), "{failure}");
+    assert_eq!(
+        client_of(&value(&aws, &arn, "AWSCURRENT").await).0,
+        "relay-a"
+    );
+    sign_in_again(&client, &genesys).await;
+}
+
+#[tokio::test]
+async fn an_open_messaging_secret_is_pushed_to_genesys_and_both_are_accepted_meanwhile() {
+    let aws = LocalAws::start().await;
+    let queue_url = aws.queue("main").await;
+    let genesys = FakeGenesys::start("relay-admin", "admin-secret", 3600).await;
+    genesys.add_open_integration("5a8f0b3c-1d2e-4f60-8a9b-0c1d2e3f4a5b", "old-token");
+    let arn = aws.secret("genesys-webhook", "old-token").await;
+    tag(&aws, &arn, "webhook").await;
+    tag_with(
+        &aws,
+        &arn,
+        OPEN_MESSAGING_TAG,
+        "5a8f0b3c-1d2e-4f60-8a9b-0c1d2e3f4a5b",
+    )
+    .await;
+    let admin = aws
+        .secret(
+            "genesys-admin",
+            &json!({"clientId": "relay-admin", "clientSecret": "admin-secret"}).to_string(),
+        )
+        .await;
+    let rotator = rotator(
+        &aws,
+        &[
+            ("GENESYS_API_BASE", genesys.base_url()),
+            ("GENESYS_LOGIN_BASE", genesys.base_url()),
+            ("GENESYS_ADMIN_SECRET_ARN", admin),
+        ],
+    );
+    let receiver = receiver_deps(&aws, &queue_url, &arn, Duration::from_secs(GRACE_SECS));
+    let t = token(1);
+    step(&rotator, &arn, Step::Create, &t).await.unwrap();
+    let new = version_value(&aws, &arn, &t).await;
+    assert_eq!(
+        genesys
+            .open_integration_token("5a8f0b3c-1d2e-4f60-8a9b-0c1d2e3f4a5b")
+            .unwrap(),
+        "old-token",
+        "Genesys learns the new token at setSecret"
+    );
+    step(&rotator, &arn, Step::Set, &t).await.unwrap();
+    assert_eq!(
+        genesys
+            .open_integration_token("5a8f0b3c-1d2e-4f60-8a9b-0c1d2e3f4a5b")
+            .unwrap(),
+        new
+    );
+    // Genesys signs with the new token from now on; a webhook already in flight with the old.
+    assert_eq!(post_signed(&receiver, &new).await, 202);
+    assert_eq!(post_signed(&receiver, "old-token").await, 202);
+    for s in [Step::Test, Step::Finish] {
+        step(&rotator, &arn, s, &t).await.unwrap();
+    }
+    assert_eq!(value(&aws, &arn, "AWSCURRENT").await, new);
+    assert_eq!(post_signed(&receiver, &new).await, 202);
 }

@@ -105,14 +105,19 @@ fn check(
             "client authentication (Basic) is required",
         ));
     };
-    if id != inner.client_id {
+    let expected = if id == inner.client_id {
+        Some(&inner.client_secret)
+    } else {
+        inner.other_clients.get(&id)
+    };
+    let Some(expected) = expected else {
         return Err((
             StatusCode::BAD_REQUEST,
             "invalid_client",
             "client not found",
         ));
-    }
-    if secret != inner.client_secret {
+    };
+    if secret != *expected {
         return Err((
             StatusCode::UNAUTHORIZED,
             "invalid_client",

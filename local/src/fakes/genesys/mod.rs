@@ -8,6 +8,8 @@
 //!   event source.
 //! - `integrations` and `integration_config`: the integrations API the CLI's setup uses.
 //! - `routing` (wrap-up codes) and `outbound` (contacts): the directories the relay reads.
+//! - `oauth_clients` and `messaging`: regenerating an OAuth client's secret and updating an Open
+//!   Messaging integration's webhook token, which credential rotation uses.
 //!
 //! Request bodies and query strings are read into serde models of the Platform API's request
 //! types (`requests`); other paths get 404 and other methods 405, with Genesys' error JSON
@@ -38,6 +40,8 @@ mod conversations;
 mod integration_config;
 mod integrations;
 mod login;
+mod messaging;
+mod oauth_clients;
 mod organization;
 mod outbound;
 mod requests;
@@ -78,6 +82,11 @@ struct Inner {
     config_races: usize,
     wrapup_codes: Vec<WrapupCode>,
     contacts: HashMap<(String, String), outbound::Columns>,
+    /// OAuth clients besides the one given at start, by id (their secrets).
+    other_clients: HashMap<String, String>,
+    secrets_regenerated: u64,
+    /// Open Messaging integrations, by id (the token their webhooks are signed with).
+    open_integrations: HashMap<String, String>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -117,6 +126,9 @@ impl FakeGenesys {
             config_races: 0,
             wrapup_codes: Vec::new(),
             contacts: HashMap::new(),
+            other_clients: HashMap::new(),
+            secrets_regenerated: 0,
+            open_integrations: HashMap::new(),
         }));
         let latency = Latency::default();
         let app = latency.apply(routes()).with_state(Arc::clone(&shared));
@@ -166,6 +178,37 @@ impl FakeGenesys {
     /// administrator's rotation.
     pub fn set_client_secret(&self, secret: &str) {
         lock(&self.shared).client_secret = secret.to_owned();
+    }
+
+    /// Adds another OAuth client (the standby one of a rotation, or an admin client).
+    pub fn add_client(&self, client_id: &str, client_secret: &str) {
+        lock(&self.shared)
+            .other_clients
+            .insert(client_id.to_owned(), client_secret.to_owned());
+    }
+
+    /// The secret a client has now (regenerated ones included).
+    pub fn client_secret_of(&self, client_id: &str) -> Option<String> {
+        let inner = lock(&self.shared);
+        if client_id == inner.client_id {
+            return Some(inner.client_secret.clone());
+        }
+        inner.other_clients.get(client_id).cloned()
+    }
+
+    /// Adds an Open Messaging integration whose webhooks are signed with `token`.
+    pub fn add_open_integration(&self, integration_id: &str, token: &str) {
+        lock(&self.shared)
+            .open_integrations
+            .insert(integration_id.to_owned(), token.to_owned());
+    }
+
+    /// The token an Open Messaging integration signs its webhooks with now.
+    pub fn open_integration_token(&self, integration_id: &str) -> Option<String> {
+        lock(&self.shared)
+            .open_integrations
+            .get(integration_id)
+            .cloned()
     }
 
     /// Delays every token answer, so concurrent callers surely overlap a token request.
@@ -306,6 +349,14 @@ fn routes() -> Router<Shared> {
         .route(
             "/api/v2/outbound/contactlists/{contact_list_id}/contacts/{contact_id}",
             only(get(outbound::contact)),
+        )
+        .route(
+            "/api/v2/oauth/clients/{client_id}/secret",
+            only(post(oauth_clients::regenerate_secret)),
+        )
+        .route(
+            "/api/v2/conversations/messaging/integrations/open/{integration_id}",
+            only(patch(messaging::update_open)),
         )
         .fallback(responses::not_found)
 }
