@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Smoke test of the real bootstraps: a local AWS (moto server on a free port), the three functions
+# Smoke test of the real bootstraps: a local AWS (moto server on a free port), the four functions
 # built and run by `cargo lambda watch`, every sample event in events/ invoked through them with
-# `cargo lambda invoke`, and a check of each answer. Exits 0 only when every outcome is expected.
+# `cargo lambda invoke` (the rotator's through each of its four steps), and a check of each answer.
+# Exits 0 only when every outcome is expected.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -54,7 +55,8 @@ queue = sqs.create_queue(QueueName="genesys-relay-main", Attributes={
 ddb.create_table(TableName="genesys-relay-state", BillingMode="PAY_PER_REQUEST",
     AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
-genesys_webhook = sm.create_secret(Name="genesys-webhook", SecretString="test-webhook-secret")["ARN"]
+genesys_webhook = sm.create_secret(Name="genesys-webhook", SecretString="test-webhook-secret",
+    Tags=[{"Key": "genesys-relay:rotation", "Value": "webhook"}])["ARN"]
 twilio = sm.create_secret(Name="twilio", SecretString=json.dumps({"accountSid": "AC0123456789abcdef0123456789abcdef", "authToken": "test-auth-token"}))["ARN"]
 genesys = sm.create_secret(Name="genesys", SecretString=json.dumps({"clientId": "demo", "clientSecret": "demo"}))["ARN"]
 settings = {
@@ -112,6 +114,23 @@ for event in events/eventbridge-*.json; do
   invoke eventbridge-handler "$event" "$work/$name.out"
 done
 
+for step in createSecret setSecret testSecret finishSecret; do
+  say "rotator <- events/rotator-create-secret.json as $step"
+  python -c 'import json,sys; e=json.load(open(sys.argv[1])); e["Step"]=sys.argv[2]; print(json.dumps(e))' \
+    events/rotator-create-secret.json "$step" >"$work/rotator-$step.json"
+  invoke rotator "$work/rotator-$step.json" "$work/rotator-$step.out"
+done
+say "receiver  <- events/receiver-genesys-webhook.json, signed with the secret the rotation replaced"
+invoke receiver events/receiver-genesys-webhook.json "$work/receiver-after-rotation.out"
+python - "$endpoint" "$work/rotation.json" <<'PY'
+import json, sys, boto3
+sm = boto3.client("secretsmanager", endpoint_url=sys.argv[1])
+versions = sm.list_secret_version_ids(SecretId="genesys-webhook")["Versions"]
+stages = {v["VersionId"]: v["VersionStages"] for v in versions}
+current = sm.get_secret_value(SecretId="genesys-webhook", VersionStage="AWSCURRENT")["SecretString"]
+json.dump({"stages": stages, "rotated": current != "test-webhook-secret"}, open(sys.argv[2], "w"))
+PY
+
 python - "$work" <<'PY'
 import json, pathlib, sys
 work = pathlib.Path(sys.argv[1])
@@ -145,6 +164,15 @@ for name in ("eventbridge-outbound", "eventbridge-acw"):
     ok = (work / f"{name}.out").exists()
     failed += not ok
     rows.append((name, "handled" if ok else "missing", "handled", "", ok))
+rotation = json.loads((work / "rotation.json").read_text())
+token = json.loads(pathlib.Path("events/rotator-create-secret.json").read_text())["ClientRequestToken"]
+ok = rotation["rotated"] and "AWSCURRENT" in rotation["stages"].get(token, [])
+failed += not ok
+rows.append(("rotator four steps", "current" if ok else "not current", "new version current", "", ok))
+after = json.loads((work / "receiver-after-rotation.out").read_text())["statusCode"]
+ok = after == 202
+failed += not ok
+rows.append(("receiver old secret, in grace", f"{after}", "expected 202", "", ok))
 print("\n  outcome                          result        expected               detail")
 for name, got, want, detail, ok in rows:
     print(f"  {'ok ' if ok else 'BAD'} {name:30} {got:13} {want:22} {detail or ''}")

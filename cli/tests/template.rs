@@ -206,3 +206,70 @@ fn the_genesys_base_parameters_take_empty_or_an_https_origin_only() {
         );
     }
 }
+
+#[test]
+fn the_rotator_may_rotate_exactly_the_relays_secrets_and_only_secrets_manager_invokes_it() {
+    let template = template();
+    let resources = &template["Resources"];
+    let statements = resources["RotatorFunction"]["Properties"]["Policies"][0]["Statement"]
+        .as_array()
+        .unwrap();
+    for statement in statements {
+        let actions: Vec<&str> = match &statement["Action"] {
+            Value::String(action) => vec![action.as_str()],
+            Value::Array(actions) => actions.iter().filter_map(Value::as_str).collect(),
+            other => panic!("unexpected actions {other}"),
+        };
+        assert!(
+            actions
+                .iter()
+                .all(|a| a.starts_with("secretsmanager:") && !a.contains('*')),
+            "{actions:?}"
+        );
+    }
+    let rotate = &statements[0];
+    let refs: Vec<&str> = rotate["Resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["Ref"].as_str())
+        .collect();
+    assert_eq!(
+        refs,
+        ["GenesysWebhookSecret", "TwilioSecret", "GenesysSecret"]
+    );
+    assert_eq!(statements[1]["Resource"]["Ref"], "GenesysAdminSecret");
+    assert_eq!(statements[1]["Action"], "secretsmanager:GetSecretValue");
+    // Nobody else reads the admin client.
+    for (name, resource) in resources.as_object().unwrap() {
+        if name != "RotatorFunction" {
+            assert!(
+                !resource.to_string().contains("\"GenesysAdminSecret\"")
+                    || name == "GenesysAdminSecret",
+                "{name} names the admin secret"
+            );
+        }
+    }
+    let permission = &resources["RotatorInvokePermission"]["Properties"];
+    assert_eq!(permission["Principal"], "secretsmanager.amazonaws.com");
+    assert_eq!(permission["SourceAccount"]["Ref"], "AWS::AccountId");
+    for (schedule, secret) in [
+        ("GenesysWebhookSecretRotation", "GenesysWebhookSecret"),
+        ("TwilioSecretRotation", "TwilioSecret"),
+        ("GenesysSecretRotation", "GenesysSecret"),
+    ] {
+        let resource = &resources[schedule];
+        assert!(resource["Condition"].is_string(), "{schedule} can be off");
+        let properties = &resource["Properties"];
+        assert_eq!(properties["SecretId"]["Ref"], secret);
+        assert_eq!(properties["RotateImmediatelyOnUpdate"], false);
+        assert_eq!(
+            properties["RotationRules"]["ScheduleExpression"]["Ref"],
+            "RotationSchedule"
+        );
+    }
+    assert_eq!(
+        resources["RotationFailuresAlarm"]["Properties"]["Dimensions"][0]["Value"]["Ref"],
+        "RotatorFunction"
+    );
+}

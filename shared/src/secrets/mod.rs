@@ -196,7 +196,10 @@ pub async fn live_values(
     grace: std::time::Duration,
     now: std::time::SystemTime,
 ) -> Result<Vec<(&'static str, SecretString)>> {
-    let described = versions.describe(secret).await?;
+    let described = versions::Described {
+        versions: versions.versions(secret).await?,
+        ..versions::Described::default()
+    };
     let current = described
         .with_stage(CURRENT)
         .ok_or_else(|| Error::permanent(format!("secret {secret} has no {CURRENT} version")))?;

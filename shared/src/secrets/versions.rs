@@ -78,6 +78,10 @@ pub trait SecretVersions: Send + Sync {
     /// The secret's versions, tags and rotation settings.
     fn describe<'a>(&'a self, secret: &'a str) -> StoreFuture<'a, Described>;
 
+    /// The secret's versions alone, deprecated ones included, oldest first: all a reader of
+    /// overlapping values needs (`secretsmanager:ListSecretVersionIds`).
+    fn versions<'a>(&'a self, secret: &'a str) -> StoreFuture<'a, Vec<Version>>;
+
     /// The value of version `version`; `None` when it has none (a version a rotation created
     /// and never filled, or one that is gone).
     fn value<'a>(
@@ -143,6 +147,22 @@ impl SecretVersions for SecretsManagerVersions {
                         unavailable("describe", secret, e)
                     }
                 })?;
+            Ok(Described {
+                versions: self.versions(secret).await?,
+                tags: described
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                    .collect(),
+                rotation_enabled: described.rotation_enabled().unwrap_or(false),
+                last_rotated: system_time(described.last_rotated_date()),
+                next_rotation: system_time(described.next_rotation_date()),
+            })
+        })
+    }
+
+    fn versions<'a>(&'a self, secret: &'a str) -> StoreFuture<'a, Vec<Version>> {
+        Box::pin(async move {
             let mut versions = Vec::new();
             let mut next = None;
             for _ in 0..MAX_PAGES {
@@ -154,7 +174,15 @@ impl SecretVersions for SecretsManagerVersions {
                     .set_next_token(next)
                     .send()
                     .await
-                    .map_err(|e| unavailable("list the versions", secret, e))?;
+                    .map_err(|e| {
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_not_found_exception())
+                        {
+                            Error::permanent(format!("secret {secret} does not exist"))
+                        } else {
+                            unavailable("list the versions", secret, e)
+                        }
+                    })?;
                 for entry in page.versions() {
                     versions.push(Version {
                         id: entry.version_id().unwrap_or_default().to_owned(),
@@ -172,17 +200,7 @@ impl SecretVersions for SecretsManagerVersions {
                 }
             }
             versions.sort_by_key(|v| v.created);
-            Ok(Described {
-                versions,
-                tags: described
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
-                    .collect(),
-                rotation_enabled: described.rotation_enabled().unwrap_or(false),
-                last_rotated: system_time(described.last_rotated_date()),
-                next_rotation: system_time(described.next_rotation_date()),
-            })
+            Ok(versions)
         })
     }
 
@@ -329,6 +347,11 @@ impl SecretVersions for MemoryVersions {
     fn describe<'a>(&'a self, _secret: &'a str) -> StoreFuture<'a, Described> {
         let described = self.snapshot();
         Box::pin(std::future::ready(Ok(described)))
+    }
+
+    fn versions<'a>(&'a self, _secret: &'a str) -> StoreFuture<'a, Vec<Version>> {
+        let versions = self.snapshot().versions;
+        Box::pin(std::future::ready(Ok(versions)))
     }
 
     fn value<'a>(
