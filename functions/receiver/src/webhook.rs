@@ -90,8 +90,8 @@ pub async fn accept(inbound: Inbound<'_>, deps: &Deps) -> Result<Accepted> {
     })
 }
 
-/// Verifies with the cached keys; after a mismatch, re-reads the secret once (rate-limited) in
-/// case it was rotated, and verifies again.
+/// Verifies with the cached keys; after a mismatch, verifies again with fresher keys (read again,
+/// rate-limited, or already read again by a concurrent request) in case the secret was rotated.
 async fn authenticate(
     scheme: &Scheme,
     secret: &CachedSecret<Keys>,
@@ -101,7 +101,7 @@ async fn authenticate(
     let now = SystemTime::now();
     match scheme.verify(request, &keys, now) {
         Ok(()) => Ok(()),
-        Err(failure) if failure.may_be_rotation() => match secret.reread_after_failure().await? {
+        Err(failure) if failure.may_be_rotation() => match secret.fresher_than(&keys).await? {
             Some(fresh) => scheme.verify(request, &fresh, now).map_err(Error::from),
             None => Err(failure.into()),
         },

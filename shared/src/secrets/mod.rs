@@ -132,10 +132,17 @@ impl<T> CachedSecret<T> {
         self.state.lock().await.invalidated = true;
     }
 
-    /// Reads the secret again after a verification failed with the cached value, unless a forced
-    /// read happened within the policy's interval; `None` means "not now, keep the answer".
-    pub async fn reread_after_failure(&self) -> Result<Option<Arc<T>>> {
+    /// A value newer than `seen`, the one a verification just failed with: the cached value when
+    /// another caller has read the secret again since `seen` was served (concurrent failures
+    /// during a rotation share one read), else one read now, at most once per the policy's
+    /// interval; `None` means "nothing newer now, keep the answer".
+    pub async fn fresher_than(&self, seen: &Arc<T>) -> Result<Option<Arc<T>>> {
         let mut state = self.state.lock().await;
+        if let Some((value, _)) = &state.value {
+            if !state.invalidated && !Arc::ptr_eq(value, seen) {
+                return Ok(Some(Arc::clone(value)));
+            }
+        }
         let now = Instant::now();
         if !may_force(state.last_forced, now, self.policy.refresh_min_interval) {
             return Ok(None);
