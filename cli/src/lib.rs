@@ -8,5 +8,6 @@ pub mod genesys_setup;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod output;
+pub mod secrets;
 pub mod send;
 pub mod wrapup_codes;

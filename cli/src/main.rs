@@ -3,10 +3,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 #[cfg(feature = "local")]
 use relay_cli::local;
-use relay_cli::{dlq, genesys_setup, output, send};
+use relay_cli::{dlq, genesys_setup, output, secrets, send};
 
 /// genesys-relay's command line: the local stack and demo, signed test sends, DLQ inspection and
-/// redrive, Genesys setup.
+/// redrive, secret rotation, Genesys setup.
 #[derive(Parser)]
 #[command(name = "relay", version, about, propagate_version = true)]
 struct Cli {
@@ -25,6 +25,11 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: dlq::Command,
+    },
+    /// See where rotating secrets stand, and rotate one now.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::Command,
     },
     /// Run the whole pipeline on this machine.
     #[cfg(feature = "local")]
@@ -45,6 +50,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Send(args) => send::run(args).await,
         Command::Dlq { command } => dlq::run(command).await,
+        Command::Secrets { command } => secrets::run(command).await,
         Command::Genesys { command } => genesys_setup::run(command).await,
         #[cfg(feature = "local")]
         Command::Local { command } => local::run(command).await,
