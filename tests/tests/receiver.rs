@@ -339,7 +339,14 @@ async fn a_fifo_queue_groups_by_conversation_and_dedups_by_event_key() {
 
 #[tokio::test]
 async fn a_rotated_secret_takes_effect_without_waiting_for_the_cache() {
-    let stack = default_stack().await;
+    // No grace period: the replaced secret stops working at once (with one, it is accepted for
+    // that long; see tests/tests/rotation.rs).
+    let stack = stack(
+        "main",
+        test_secrets::GENESYS_WEBHOOK,
+        &[("SECRETS_PREVIOUS_GRACE_SECS", "0")],
+    )
+    .await;
     assert_eq!(
         handle(genesys_post(r#"{"n":1}"#), &stack.deps)
             .await
