@@ -1,4 +1,4 @@
-.PHONY: demo soak test tools
+.PHONY: demo soak rotation-soak test tools
 ## Runs every check CI runs (installs its tools into .venv first).
 test:
 	bash scripts/test.sh
@@ -13,3 +13,8 @@ demo:
 soak:
 	bash scripts/tools.sh
 	cargo run --quiet -p relay-cli --features local -- local soak
+## Sends events through the local stack while every kind of credential rotates, and checks none
+## was refused or lost.
+rotation-soak:
+	bash scripts/tools.sh
+	cargo run --quiet -p relay-cli --features local -- local rotation-soak

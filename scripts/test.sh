@@ -16,4 +16,5 @@ step "rule pattern"; python scripts/check_rule_pattern.py
 step "smoke (the real bootstraps under cargo lambda)"; bash scripts/smoke.sh
 step "demo (relay local demo)"; cargo run --quiet --locked -p relay-cli --features local -- local demo
 step "soak (relay local soak, 300 events under faults)"; cargo run --quiet --locked -p relay-cli --features local -- local soak --events 300
+step "rotation soak (relay local rotation-soak, 100 events while every credential rotates)"; cargo run --quiet --locked -p relay-cli --features local -- local rotation-soak --events 100 --rate 5
 step "API contract (schemathesis against the local stack)"; API_CONTRACT_SEED=1 bash scripts/api_contract.sh

@@ -3,6 +3,7 @@
 pub mod counters;
 pub mod demo;
 pub mod http;
+pub mod rotation_soak;
 pub mod soak;
 pub mod stack;
 
@@ -15,8 +16,8 @@ use crate::output::Report;
 /// Local stack commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start the local stack (local AWS from template.yaml, local Twilio and Genesys, the three
-    /// functions) and keep it running until Ctrl-C.
+    /// Start the local stack (local AWS from template.yaml, local Twilio and Genesys, the
+    /// receiver, processor and EventBridge handler) and keep it running until Ctrl-C.
     Up {
         /// Port of the receiver's routes.
         #[arg(long, default_value_t = 3000)]
@@ -61,12 +62,26 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         rate: u32,
     },
+    /// Send events through the local stack while every kind of credential rotates (webhook and
+    /// signing secrets, Twilio API key, Genesys OAuth clients), then check that no valid request
+    /// was refused and no event lost; exits 0 only when all hold.
+    RotationSoak {
+        /// Events to send.
+        #[arg(long, default_value_t = 200)]
+        events: usize,
+        /// Events per second.
+        #[arg(long, default_value_t = 10)]
+        rate: u32,
+    },
 }
 
 /// Runs a local command.
 pub async fn run(command: Command) -> Result<Report> {
     match command {
         Command::Demo { port } => demo::run(port).await,
+        Command::RotationSoak { events, rate } => {
+            rotation_soak::run(rotation_soak::Settings { events, rate }).await
+        }
         Command::Soak {
             events,
             seed,

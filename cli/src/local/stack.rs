@@ -333,6 +333,8 @@ pub fn function_settings(
         ("STATUS_CHECK_SCHEDULE_SECS", LOCAL_STATUS_CHECKS.to_owned()),
         // Local forwarding endpoints (the soak's) listen on plain HTTP on loopback.
         ("FORWARD_ALLOW_HTTP_LOOPBACK", "true".to_owned()),
+        // Secrets are read again every 2 s, so a rotation on the local stack shows at once.
+        ("SECRETS_MAX_AGE_SECS", "2".to_owned()),
     ])
 }
 

@@ -45,6 +45,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The status answered, or [`HELD`].
     pub status: u16,
+    /// When it arrived, to place it against a key the endpoint switched meanwhile.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -161,6 +163,7 @@ fn record(shared: &Shared, uri: Uri, headers: &HeaderMap, body: &Bytes) -> (u16,
             .collect(),
         body: body.to_vec(),
         status,
+        at: std::time::Instant::now(),
     });
     (status, retry_after)
 }

@@ -522,7 +522,7 @@ async fn kill_mid_send(stack: &Stack) -> Result<Vec<String>> {
 
 /// Waits until the queues are empty (the main queue's count includes the delayed status checks),
 /// Twilio has answered every send and read, and every callback was posted, three checks in a row.
-async fn wait_until_drained(stack: &Stack, limit: Duration) -> Result<()> {
+pub(super) async fn wait_until_drained(stack: &Stack, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
     let mut quiet = 0;
     while quiet < 3 {
