@@ -3,6 +3,7 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use genesys_relay::inbound::event::GenesysDetail;
+use genesys_relay::secrets::rotation::RotationEvent;
 use relay_tests::sample_event;
 
 fn event_files() -> Vec<String> {
@@ -57,8 +58,17 @@ fn every_sample_event_is_its_handlers_input() {
                     .starts_with("v2.detail.events.conversation.{id}."),
                 "{name}: detail-type is the topic pattern"
             );
+        } else if name.starts_with("rotator-") {
+            let event: RotationEvent =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                (32..=64).contains(&event.client_request_token.len()),
+                "{name}: a token Secrets Manager would make"
+            );
         } else {
-            panic!("{name}: name it after its function (receiver-, processor-, eventbridge-)");
+            panic!(
+                "{name}: name it after its function (receiver-, processor-, eventbridge-, rotator-)"
+            );
         }
     }
 }
