@@ -273,3 +273,127 @@ fn the_rotator_may_rotate_exactly_the_relays_secrets_and_only_secrets_manager_in
         "RotatorFunction"
     );
 }
+
+#[test]
+fn the_stack_can_create_the_partner_bus_and_archive_its_events() {
+    let template = template();
+    let resources = &template["Resources"];
+    let bus = &resources["GenesysEventBus"];
+    assert_eq!(bus["Condition"], "CreatesPartnerBus");
+    assert_eq!(bus["Properties"]["Name"]["Ref"], "GenesysEventSourceName");
+    assert_eq!(
+        bus["Properties"]["EventSourceName"]["Ref"],
+        "GenesysEventSourceName"
+    );
+    let rule_bus = &resources["EventBridgeHandlerFunction"]["Properties"]["Events"]
+        ["GenesysEvents"]["Properties"]["EventBusName"]["Fn::If"];
+    assert_eq!(rule_bus[0], "CreatesPartnerBus");
+    assert_eq!(rule_bus[1]["Ref"], "GenesysEventBus");
+    assert_eq!(rule_bus[2]["Ref"], "GenesysEventBusName");
+    let archive = &resources["GenesysEventArchive"];
+    assert_eq!(archive["Condition"], "HasEventArchive");
+    assert_eq!(
+        archive["Properties"]["RetentionDays"]["Ref"],
+        "EventArchiveRetentionDays"
+    );
+    assert!(template["Rules"]["GenesysEventBus"]["Assertions"].is_array());
+}
+
+#[test]
+fn the_receivers_settings_are_parameters_and_concurrency_is_capped() {
+    let template = template();
+    let env = &template["Resources"]["ReceiverFunction"]["Properties"]["Environment"]["Variables"];
+    for (variable, parameter) in [
+        ("EVENT_KEY_POINTERS", "EventKeyPointers"),
+        ("GENESYS_HMAC_HEADER", "GenesysHmacHeader"),
+        ("GENESYS_HMAC_ENCODING", "GenesysHmacEncoding"),
+        ("GENESYS_HMAC_PREFIX", "GenesysHmacPrefix"),
+        ("GENESYS_BEARER_HEADER", "GenesysBearerHeader"),
+    ] {
+        assert_eq!(env[variable]["Ref"], parameter, "{variable}");
+    }
+    // Their defaults are what the receiver assumes when they are unset.
+    let defaults = environment(&template, "ReceiverFunction", &[]);
+    let lookup = Env::from_fn(|k| defaults.get(k).cloned());
+    assert!(genesys_relay::config::ReceiverConfig::from_env(&lookup).is_ok());
+    let processor = &template["Resources"]["ProcessorFunction"]["Properties"];
+    assert_eq!(
+        processor["Events"]["MainQueue"]["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+            ["Ref"],
+        "ProcessorMaximumConcurrency"
+    );
+    assert_eq!(
+        processor["Environment"]["Variables"]["PROCESSOR_CONCURRENCY"]["Ref"],
+        "ProcessorRecordsInFlight"
+    );
+    for function in [
+        "ReceiverFunction",
+        "ProcessorFunction",
+        "EventBridgeHandlerFunction",
+    ] {
+        assert!(
+            template["Resources"][function]["Properties"]["ReservedConcurrentExecutions"]["Fn::If"]
+                .is_array(),
+            "{function}"
+        );
+    }
+    for kept in ["DeadLetterQueue", "StateTable"] {
+        assert_eq!(
+            template["Resources"][kept]["DeletionPolicy"]["Ref"],
+            "DataDeletionPolicy"
+        );
+    }
+    assert_eq!(
+        template["Parameters"]["DataDeletionPolicy"]["Default"],
+        "Retain"
+    );
+}
+
+#[test]
+fn the_alarms_and_the_dashboard_name_metrics_the_functions_publish() {
+    let template = template();
+    let resources = template["Resources"].as_object().unwrap();
+    for alarm in [
+        "ProcessorErrorsAlarm",
+        "ProcessorThrottlesAlarm",
+        "EventBridgeHandlerErrorsAlarm",
+        "EventBridgeHandlerThrottlesAlarm",
+        "MainQueueAgeAlarm",
+        "SmsFailureRatioAlarm",
+        "GenesysThrottledAlarm",
+        "ForwardEndpointDisabledAlarm",
+        "DeadLetterQueueAlarm",
+        "RotationFailuresAlarm",
+    ] {
+        assert_eq!(
+            resources[alarm]["Type"], "AWS::CloudWatch::Alarm",
+            "{alarm}"
+        );
+    }
+    // The dashboard's JSON, with every ${...} substitution filled, parses, and the metrics it
+    // reads are the ones the functions' EMF lines carry.
+    let body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .unwrap();
+    let mut filled = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("${") {
+        filled.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        filled.push_str("placeholder");
+        rest = &rest[end + 1..];
+    }
+    filled.push_str(rest);
+    let dashboard: Value = serde_json::from_str(&filled).expect("the dashboard is JSON");
+    let text = dashboard.to_string();
+    for action in [
+        "sms_on_wrapup",
+        "delivery_status",
+        "status_check",
+        "forward",
+    ] {
+        assert!(text.contains(&format!("\"{action}\"")), "{action}");
+    }
+    assert!(text.contains("\"Throttled\"") && text.contains("\"Outcomes\""));
+    assert!(dashboard["widgets"].as_array().unwrap().len() >= 8);
+}

@@ -62,6 +62,8 @@ pub enum Label {
     DeadLettered,
     /// Put on the main queue for the processor.
     Queued,
+    /// A forwarding endpoint answered 410 Gone and is disabled.
+    Disabled,
 }
 
 impl Label {
@@ -84,6 +86,7 @@ impl Label {
             Self::Failed => "failed",
             Self::DeadLettered => "dead-lettered",
             Self::Queued => "queued",
+            Self::Disabled => "disabled",
         }
     }
 }
@@ -94,36 +97,84 @@ impl std::fmt::Display for Label {
     }
 }
 
-/// One `Outcomes` count for (function, action, outcome) as an EMF line.
-pub(crate) fn outcome_metric(function: Function, action: &str, outcome: Label) -> String {
+/// A provider whose rate limit refused a call: the `provider` dimension of `Throttled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// Twilio's Messages API (429, code 20429).
+    Twilio,
+    /// The Genesys Cloud Platform API (429).
+    Genesys,
+}
+
+impl Provider {
+    /// The dimension's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Twilio => "twilio",
+            Self::Genesys => "genesys",
+        }
+    }
+}
+
+/// One count of `metric` under `dimensions` as an EMF line.
+fn emf_count(metric: &str, dimensions: &[(&str, &str)]) -> String {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default();
-    serde_json::json!({
+    let names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
+    let mut line = serde_json::json!({
         "_aws": {
             "Timestamp": timestamp as u64,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [["function", "action", "outcome"]],
-                "Metrics": [{"Name": "Outcomes", "Unit": "Count"}]
+                "Dimensions": [names],
+                "Metrics": [{"Name": metric, "Unit": "Count"}]
             }]
         },
-        "function": function.as_str(),
-        "action": action,
-        "outcome": outcome.as_str(),
-        "Outcomes": 1
-    })
-    .to_string()
+        metric: 1
+    });
+    for (name, value) in dimensions {
+        line[*name] = serde_json::Value::from(*value);
+    }
+    line.to_string()
 }
 
-/// Publishes one outcome count: one stdout line, which Lambda sends to CloudWatch Logs. Outside
-/// Lambda (the local stack, tests) there is no CloudWatch to read it, so nothing is printed.
-pub fn count_outcome(function: Function, action: &str, outcome: Label) {
+/// One `Outcomes` count for (function, action, outcome) as an EMF line.
+pub(crate) fn outcome_metric(function: Function, action: &str, outcome: Label) -> String {
+    emf_count(
+        "Outcomes",
+        &[
+            ("function", function.as_str()),
+            ("action", action),
+            ("outcome", outcome.as_str()),
+        ],
+    )
+}
+
+/// One `Throttled` count for a provider as an EMF line.
+pub(crate) fn throttled_metric(provider: Provider) -> String {
+    emf_count("Throttled", &[("provider", provider.as_str())])
+}
+
+/// Prints an EMF line on Lambda, where Lambda sends it to CloudWatch Logs. Outside Lambda (the
+/// local stack, tests) there is no CloudWatch to read it, so nothing is printed.
+fn publish(line: impl FnOnce() -> String) {
     static ON_LAMBDA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) {
-        println!("{}", outcome_metric(function, action, outcome));
+        println!("{}", line());
     }
+}
+
+/// Counts a call a provider's rate limit refused (it is retried after its `Retry-After`), for the
+/// alarm that says the relay is sending faster than the provider takes.
+pub fn count_throttled(provider: Provider) {
+    publish(|| throttled_metric(provider));
+}
+
+/// Publishes one outcome count: one stdout line, which Lambda sends to CloudWatch Logs.
+pub fn count_outcome(function: Function, action: &str, outcome: Label) {
+    publish(|| outcome_metric(function, action, outcome));
 }
 
 /// Masks a phone number for logs, keeping just enough to tell numbers apart when debugging
@@ -145,7 +196,7 @@ pub(crate) fn mask_phone(number: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{mask_phone, outcome_metric, Function, Label};
+    use super::{mask_phone, outcome_metric, throttled_metric, Function, Label, Provider};
 
     #[test]
     fn outcome_metrics_are_valid_emf() {
@@ -165,6 +216,18 @@ mod tests {
         }
         assert_eq!(line["Outcomes"], 1);
         assert!(line["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+
+    #[test]
+    fn throttled_metrics_name_the_provider() {
+        let line: serde_json::Value =
+            serde_json::from_str(&throttled_metric(Provider::Genesys)).unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "GenesysRelay");
+        assert_eq!(directive["Dimensions"], serde_json::json!([["provider"]]));
+        assert_eq!(directive["Metrics"][0]["Name"], "Throttled");
+        assert_eq!(line["provider"], "genesys");
+        assert_eq!(line["Throttled"], 1);
     }
 
     #[test]

@@ -411,6 +411,7 @@ impl Forwarder {
             .unwrap_or_default();
         self.records.disable(name, &now).await?;
         tracing::error!(endpoint = name, "endpoint answered 410 Gone; disabled");
+        telemetry::count_outcome(Function::Processor, "forward", Label::Disabled);
         Ok(())
     }
 

@@ -646,6 +646,9 @@ fn correlation_suffix(headers: &HeaderMap) -> String {
 /// One log line per failed answer, with what Genesys support asks for in a ticket (the
 /// correlation id) and the rate-limit state.
 fn log_failure(operation: &str, status: StatusCode, headers: &HeaderMap) {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        crate::telemetry::count_throttled(crate::telemetry::Provider::Genesys);
+    }
     tracing::warn!(
         operation,
         status = status.as_u16(),

@@ -175,6 +175,7 @@ pub(crate) fn classify(status: u16, headers: &reqwest::header::HeaderMap, body: 
         .unwrap_or_else(|| "no error message".to_owned());
     let code_text = code.map_or_else(|| "no code".to_owned(), |c| format!("code {c}"));
     if status == 429 || code == Some(TOO_MANY_REQUESTS) {
+        crate::telemetry::count_throttled(crate::telemetry::Provider::Twilio);
         return SendError::Unavailable {
             retry_after: crate::outbound::http::retry_after(headers),
             reason: format!(
