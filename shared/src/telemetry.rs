@@ -10,6 +10,8 @@ pub(crate) const NAMESPACE: &str = "GenesysRelay";
 /// The function counting: the `function` dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
+    /// The HTTP receiver.
+    Receiver,
     /// The queue consumer.
     Processor,
     /// The EventBridge handler.
@@ -20,6 +22,7 @@ impl Function {
     /// The dimension's value.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Receiver => "receiver",
             Self::Processor => "processor",
             Self::EventBridgeHandler => "eventbridge-handler",
         }
@@ -116,28 +119,39 @@ impl Provider {
     }
 }
 
-/// One count of `metric` under `dimensions` as an EMF line.
-fn emf_count(metric: &str, dimensions: &[(&str, &str)]) -> String {
+/// One EMF line: each metric `(name, unit, value)` under `dimensions`.
+fn emf_line(dimensions: &[(&str, &str)], metrics: &[(&str, &str, u64)]) -> String {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default();
     let names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
+    let definitions: Vec<serde_json::Value> = metrics
+        .iter()
+        .map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit}))
+        .collect();
     let mut line = serde_json::json!({
         "_aws": {
             "Timestamp": timestamp as u64,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [names],
-                "Metrics": [{"Name": metric, "Unit": "Count"}]
+                "Metrics": definitions
             }]
-        },
-        metric: 1
+        }
     });
     for (name, value) in dimensions {
         line[*name] = serde_json::Value::from(*value);
     }
+    for (name, _, value) in metrics {
+        line[*name] = serde_json::Value::from(*value);
+    }
     line.to_string()
+}
+
+/// One count of `metric` under `dimensions` as an EMF line.
+fn emf_count(metric: &str, dimensions: &[(&str, &str)]) -> String {
+    emf_line(dimensions, &[(metric, "Count", 1)])
 }
 
 /// One `Outcomes` count for (function, action, outcome) as an EMF line.
@@ -164,6 +178,53 @@ fn publish(line: impl FnOnce() -> String) {
     if *ON_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) {
         println!("{}", line());
     }
+}
+
+/// One `Rejections` count for a receiver route and the rejection's code as an EMF line.
+pub(crate) fn rejection_metric(route: &str, reason: &str) -> String {
+    emf_count(
+        "Rejections",
+        &[
+            ("function", Function::Receiver.as_str()),
+            ("route", route),
+            ("reason", reason),
+        ],
+    )
+}
+
+/// One forwarding attempt to `endpoint`: its count and latency by outcome, as an EMF line.
+pub(crate) fn forward_attempt_metric(endpoint: &str, outcome: Label, latency_ms: u64) -> String {
+    emf_line(
+        &[("endpoint", endpoint), ("outcome", outcome.as_str())],
+        &[
+            ("ForwardAttempts", "Count", 1),
+            ("ForwardLatency", "Milliseconds", latency_ms),
+        ],
+    )
+}
+
+/// One `CircuitChanges` count for an endpoint's circuit entering `state`, as an EMF line.
+pub(crate) fn circuit_change_metric(endpoint: &str, state: &str) -> String {
+    emf_count(
+        "CircuitChanges",
+        &[("endpoint", endpoint), ("state", state)],
+    )
+}
+
+/// Counts a request the receiver refused, by route and the rejection's code
+/// (`unauthorized`, `payload_too_large`...).
+pub fn count_rejection(route: &str, reason: &str) {
+    publish(|| rejection_metric(route, reason));
+}
+
+/// Records one forwarding attempt to `endpoint`: per-endpoint success and latency.
+pub fn record_forward_attempt(endpoint: &str, outcome: Label, latency_ms: u64) {
+    publish(|| forward_attempt_metric(endpoint, outcome, latency_ms));
+}
+
+/// Counts an endpoint's circuit entering `state` (`open`, `half-open`, `closed`).
+pub fn count_circuit_change(endpoint: &str, state: &str) {
+    publish(|| circuit_change_metric(endpoint, state));
 }
 
 /// Counts a call a provider's rate limit refused (it is retried after its `Retry-After`), for the
@@ -196,7 +257,50 @@ pub(crate) fn mask_phone(number: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{mask_phone, outcome_metric, throttled_metric, Function, Label, Provider};
+    use super::{
+        circuit_change_metric, forward_attempt_metric, mask_phone, outcome_metric,
+        rejection_metric, throttled_metric, Function, Label, Provider,
+    };
+
+    /// The line parsed, after checking that every dimension it declares has a value and every
+    /// metric it declares is there.
+    fn parsed(line: &str) -> serde_json::Value {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "GenesysRelay");
+        for dimension in directive["Dimensions"][0].as_array().unwrap() {
+            assert!(line[dimension.as_str().unwrap()].is_string(), "{dimension}");
+        }
+        for metric in directive["Metrics"].as_array().unwrap() {
+            assert!(
+                line[metric["Name"].as_str().unwrap()].is_number(),
+                "{metric}"
+            );
+        }
+        line
+    }
+
+    #[test]
+    fn receiver_forwarding_and_circuit_metrics_carry_their_dimensions() {
+        let rejected = parsed(&rejection_metric("/webhooks/genesys", "unauthorized"));
+        assert_eq!(
+            rejected["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["function", "route", "reason"]])
+        );
+        assert_eq!(rejected["function"], "receiver");
+        assert_eq!(rejected["reason"], "unauthorized");
+        let attempt = parsed(&forward_attempt_metric("crm", Label::Delivered, 42));
+        assert_eq!(attempt["endpoint"], "crm");
+        assert_eq!(attempt["outcome"], "delivered");
+        assert_eq!(attempt["ForwardLatency"], 42);
+        assert_eq!(
+            attempt["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Unit"],
+            "Milliseconds"
+        );
+        let change = parsed(&circuit_change_metric("crm", "open"));
+        assert_eq!(change["state"], "open");
+        assert_eq!(change["CircuitChanges"], 1);
+    }
 
     #[test]
     fn outcome_metrics_are_valid_emf() {

@@ -30,6 +30,7 @@ use genesys_relay::state::idempotency::{lease_until, Idempotency};
 use genesys_relay::telemetry::{Function, Label};
 use genesys_relay::{dead_letter, telemetry, Error};
 use lambda_runtime::LambdaEvent;
+use tracing::Instrument;
 
 /// Clients and settings built once per cold start.
 pub struct Deps {
@@ -161,7 +162,18 @@ async fn process_group(group: Vec<&SqsMessage>, deps: &Deps, lease: Duration) ->
             });
             continue;
         }
-        if let Settled::Again(delay) = settle(record, deps, lease).await {
+        // Every line about the record carries its message id and the X-Ray trace it came with
+        // (the receiver's, through the message's AWSTraceHeader).
+        let span = tracing::info_span!(
+            "record",
+            message_id = %message_id,
+            trace = record
+                .attributes
+                .get("AWSTraceHeader")
+                .map(String::as_str)
+                .unwrap_or("")
+        );
+        if let Settled::Again(delay) = settle(record, deps, lease).instrument(span).await {
             retries.push(Retry { message_id, delay });
         }
     }

@@ -11,6 +11,7 @@ use genesys_relay::inbound::auth::Keys;
 use genesys_relay::inbound::queue::QueueSender;
 use genesys_relay::outbound::twilio::TwilioSecret;
 use genesys_relay::secrets::CachedSecret;
+use genesys_relay::telemetry::{self, Function, Label};
 use genesys_relay::Error;
 use lambda_http::{Body, Request, RequestExt, Response};
 
@@ -79,7 +80,9 @@ pub async fn handle(request: Request, deps: &Deps) -> Response<Body> {
                 }),
                 _ => None,
             };
+            // The path is the caller's to choose: it is logged, never made a metric dimension.
             log_outcome(&path, &error, None);
+            count(UNROUTED, &error);
             return response::error(&error, allow);
         }
     };
@@ -103,11 +106,30 @@ pub async fn handle(request: Request, deps: &Deps) -> Response<Body> {
                 correlation_id = accepted.correlation_id.as_deref().unwrap_or(""),
                 "accepted"
             );
+            telemetry::count_outcome(Function::Receiver, route.path(), Label::Queued);
             response::accepted(accepted.event_key.as_str())
         }
         Err(error) => {
             log_outcome(route.path(), &error, request_id(&request).as_deref());
+            count(route.path(), &error);
             response::error(&error, None)
+        }
+    }
+}
+
+/// The route dimension of requests to no route.
+const UNROUTED: &str = "unrouted";
+
+/// Counts a request that was not stored: a rejection by its code, a 503 as a retry the sender
+/// makes, a 500 as a failure.
+fn count(route: &str, error: &Error) {
+    match error {
+        Error::Rejected { kind, .. } => telemetry::count_rejection(route, kind.code()),
+        Error::Retryable { .. } | Error::Deferred { .. } => {
+            telemetry::count_outcome(Function::Receiver, route, Label::Retry)
+        }
+        Error::Permanent { .. } => {
+            telemetry::count_outcome(Function::Receiver, route, Label::Failed)
         }
     }
 }

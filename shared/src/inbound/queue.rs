@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
@@ -279,6 +281,19 @@ impl QueueSender {
             .queue_url(&self.queue_url)
             .message_body(message_body)
             .set_message_attributes(Some(attributes));
+        if let Some(trace) = trace_header() {
+            // The event's path stays one X-Ray trace: Lambda starts the processor's segment from
+            // the message's AWSTraceHeader.
+            let value = MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(trace)
+                .build()
+                .map_err(|e| Error::permanent(format!("trace header attribute: {e}")))?;
+            request = request.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                value,
+            );
+        }
         if self.fifo {
             let group = bounded_id(&envelope.group_id)
                 .unwrap_or_else(|| envelope.event_key.as_str().to_owned());
@@ -292,6 +307,14 @@ impl QueueSender {
             .map_err(|e| crate::aws::unavailable("send the message to the queue", e))?;
         Ok(())
     }
+}
+
+/// The X-Ray trace header of the invocation under way, which the Lambda runtime puts in
+/// `_X_AMZN_TRACE_ID`; `None` outside Lambda or when it is not a trace header.
+fn trace_header() -> Option<String> {
+    std::env::var("_X_AMZN_TRACE_ID")
+        .ok()
+        .filter(|t| t.starts_with("Root=") && t.len() <= 256 && t.is_ascii())
 }
 
 /// Stores `body` in the claim-check bucket, under a key derived from its content.

@@ -48,6 +48,7 @@ use crate::state::circuits::{
     Changed, CircuitChange, CircuitRecord, CircuitState, CircuitStore, DynamoCircuits,
 };
 use crate::state::table::epoch_millis;
+use crate::telemetry;
 
 /// Conditional writes one outcome may lose in a row before it is given up; losing twice already
 /// takes a third instance starting a window in between.
@@ -198,7 +199,11 @@ impl CircuitBreaker {
             now: epoch_millis(now),
             probe_until: after(now, self.policy.probe_lease),
         };
-        self.store.change(endpoint, change, now).await
+        let changed = self.store.change(endpoint, change, now).await?;
+        if matches!(changed, Changed::Applied(_)) {
+            telemetry::count_circuit_change(endpoint, "half-open");
+        }
+        Ok(changed)
     }
 
     /// Closes the circuit on the probe's success, reopens it on its failure. Conditional on still
@@ -217,7 +222,10 @@ impl CircuitBreaker {
             now: epoch_millis(now),
             open_until: after(now, self.policy.open_for),
         };
-        self.store.change(endpoint, change, now).await?;
+        if let Changed::Applied(_) = self.store.change(endpoint, change, now).await? {
+            let state = if success { "closed" } else { "open" };
+            telemetry::count_circuit_change(endpoint, state);
+        }
         Ok(())
     }
 
@@ -277,7 +285,10 @@ impl CircuitBreaker {
             open_until: after(now, self.policy.open_for),
         };
         // Lost: another instance opened it already, or a new window began.
-        self.store.change(endpoint, open, now).await?;
+        if let Changed::Applied(_) = self.store.change(endpoint, open, now).await? {
+            tracing::warn!(endpoint, "circuit opened");
+            telemetry::count_circuit_change(endpoint, "open");
+        }
         Ok(())
     }
 }

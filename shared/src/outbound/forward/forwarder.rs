@@ -282,6 +282,7 @@ impl Forwarder {
             "forward attempt"
         );
         telemetry::count_outcome(Function::Processor, "forward", label);
+        telemetry::record_forward_attempt(name, label, latency.as_millis() as u64);
         if let Err(error) = self
             .audit(
                 name,
