@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Smoke test of the real bootstraps: a local AWS (moto server on a free port), the four functions
-# built and run by `cargo lambda watch`, every sample event in events/ invoked through them with
-# `cargo lambda invoke` (the rotator's through each of its four steps), and a check of each answer.
-# Exits 0 only when every outcome is expected.
+# built and run by `cargo lambda watch` (or, with SMOKE_RUNTIME=emulator, the bootstraps `sam build`
+# made, each under the Lambda Runtime Interface Emulator, as `sam local invoke` runs them), every
+# sample event in events/ invoked through them with the settings of events/env.json (the rotator's
+# through each of its four steps), and a check of each answer. Exits 0 only when every outcome is
+# expected.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -42,46 +44,80 @@ endpoint="http://127.0.0.1:$moto_port"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 
 say "creating the queues, the table and the secrets the sample events are signed with"
-python - "$endpoint" "$work/env" <<'PY'
+python - "$endpoint" "$work" <<'PY'
 import json, sys, boto3
-endpoint, env_file = sys.argv[1], sys.argv[2]
+endpoint, work = sys.argv[1], sys.argv[2]
 sqs = boto3.client("sqs", endpoint_url=endpoint)
 sm = boto3.client("secretsmanager", endpoint_url=endpoint)
 ddb = boto3.client("dynamodb", endpoint_url=endpoint)
 dlq = sqs.create_queue(QueueName="genesys-relay-dlq")["QueueUrl"]
 dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-queue = sqs.create_queue(QueueName="genesys-relay-main", Attributes={
-    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})["QueueUrl"]
+sqs.create_queue(QueueName="genesys-relay-main", Attributes={
+    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})
 ddb.create_table(TableName="genesys-relay-state", BillingMode="PAY_PER_REQUEST",
     AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
-genesys_webhook = sm.create_secret(Name="genesys-webhook", SecretString="test-webhook-secret",
-    Tags=[{"Key": "genesys-relay:rotation", "Value": "webhook"}])["ARN"]
-twilio = sm.create_secret(Name="twilio", SecretString=json.dumps({"accountSid": "AC0123456789abcdef0123456789abcdef", "authToken": "test-auth-token"}))["ARN"]
-genesys = sm.create_secret(Name="genesys", SecretString=json.dumps({"clientId": "demo", "clientSecret": "demo"}))["ARN"]
-settings = {
-    "QUEUE_URL": queue, "DLQ_URL": dlq, "TABLE_NAME": "genesys-relay-state",
-    "GENESYS_WEBHOOK_SECRET_ARN": genesys_webhook, "TWILIO_SECRET_ARN": twilio, "GENESYS_SECRET_ARN": genesys,
-    "EVENT_KEY_POINTERS": "/eventBody/conversationId,/eventBody/eventTime",
-    # Providers are not part of this run: their base URLs point at a closed loopback port.
-    "TWILIO_API_BASE": "http://127.0.0.1:9", "GENESYS_API_BASE": "http://127.0.0.1:9", "GENESYS_LOGIN_BASE": "http://127.0.0.1:9",
-    "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-}
-with open(env_file, "w") as f:
-    f.writelines(f"{k}={v}\n" for k, v in settings.items())
+sm.create_secret(Name="genesys-webhook", SecretString="test-webhook-secret",
+    Tags=[{"Key": "genesys-relay:rotation", "Value": "webhook"}])
+sm.create_secret(Name="twilio", SecretString=json.dumps({"accountSid": "AC0123456789abcdef0123456789abcdef", "authToken": "test-auth-token"}))
+sm.create_secret(Name="genesys", SecretString=json.dumps({"clientId": "demo", "clientSecret": "demo"}))
+# events/env.json, as `sam local invoke --env-vars` reads it, aimed at this run's local AWS (the
+# queues' URLs carry its address too); providers point at a closed loopback port.
+functions = json.load(open("events/env.json"))
+credentials = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+merged = {}
+for name, variables in functions.items():
+    variables = {k: v.replace("http://127.0.0.1:5000", endpoint) for k, v in variables.items()} | credentials
+    merged |= variables
+    with open(f"{work}/env-{name}", "w") as f:
+        f.writelines(f"{k}={v}\n" for k, v in variables.items())
+with open(f"{work}/env", "w") as f:
+    f.writelines(f"{k}={v}\n" for k, v in merged.items())
 PY
 
-invoke_port="$(free_port)"
-say "starting the functions under cargo lambda watch on 127.0.0.1:$invoke_port (compiles on first use)"
-cargo lambda watch --quiet --ignore-changes --invoke-port "$invoke_port" \
-  --env-file "$work/env" >"$work/watch.log" 2>&1 &
-pids+=($!)
-wait_port "$invoke_port" 120
-
-invoke() { # function, data file, output file
-  cargo lambda invoke "$1" --invoke-port "$invoke_port" --data-file "$2" --output-format json >"$3" 2>"$work/invoke.err" || {
-    cat "$work/invoke.err" "$work/watch.log" >&2; exit 1; }
-}
+if [[ "${SMOKE_RUNTIME:-cargo-lambda}" == emulator ]]; then
+  # What `sam local invoke` runs, without a container: each function's bootstrap as `sam build`
+  # left it, under AWS's Lambda Runtime Interface Emulator as shipped with the SAM CLI.
+  rie="$(python -c 'import samcli, pathlib; print(pathlib.Path(samcli.__file__).parent / "local/rapid/aws-lambda-rie-x86_64")')"
+  declare -A ports
+  for function in ReceiverFunction ProcessorFunction EventBridgeHandlerFunction RotatorFunction; do
+    bootstrap=".aws-sam/build/$function/bootstrap"
+    [[ -x "$bootstrap" ]] || { echo "smoke: $bootstrap is missing: run sam build first" >&2; exit 1; }
+    port="$(free_port)"
+    ports[$function]="$port"
+    say "starting $function's bootstrap under the runtime interface emulator on 127.0.0.1:$port"
+    env $(cat "$work/env-$function") "$rie" --runtime-interface-emulator-address "127.0.0.1:$port" \
+      "$bootstrap" >"$work/rie-$function.log" 2>&1 &
+    pids+=($!)
+    wait_port "$port" 30
+  done
+  invoke() { # function, data file, output file
+    local function
+    case "$1" in
+      receiver) function=ReceiverFunction ;; processor) function=ProcessorFunction ;;
+      eventbridge-handler) function=EventBridgeHandlerFunction ;; rotator) function=RotatorFunction ;;
+    esac
+    python - "${ports[$function]}" "$2" "$3" <<'PY' || { cat "$work/rie-$function.log" >&2; exit 1; }
+import sys, urllib.request
+port, data, out = sys.argv[1], sys.argv[2], sys.argv[3]
+request = urllib.request.Request(f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations",
+                                 data=open(data, "rb").read(), method="POST")
+with urllib.request.urlopen(request, timeout=120) as response:
+    open(out, "wb").write(response.read())
+PY
+  }
+else
+  invoke_port="$(free_port)"
+  say "starting the functions under cargo lambda watch on 127.0.0.1:$invoke_port (compiles on first use)"
+  cargo lambda watch --quiet --ignore-changes --invoke-port "$invoke_port" \
+    --env-file "$work/env" >"$work/watch.log" 2>&1 &
+  pids+=($!)
+  wait_port "$invoke_port" 120
+  invoke() { # function, data file, output file
+    cargo lambda invoke "$1" --invoke-port "$invoke_port" --data-file "$2" --output-format json >"$3" 2>"$work/invoke.err" || {
+      cat "$work/invoke.err" "$work/watch.log" >&2; exit 1; }
+  }
+fi
 
 for event in events/receiver-*.json; do
   name="$(basename "$event" .json)"

@@ -11,7 +11,8 @@ fn event_files() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("events/")
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.ends_with(".json"))
+        // env.json holds the functions' settings for `sam local invoke`, not an event.
+        .filter(|name| name.ends_with(".json") && name != "env.json")
         .collect();
     names.sort();
     names
