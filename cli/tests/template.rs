@@ -397,3 +397,40 @@ fn the_alarms_and_the_dashboard_name_metrics_the_functions_publish() {
     assert!(text.contains("\"Throttled\"") && text.contains("\"Outcomes\""));
     assert!(dashboard["widgets"].as_array().unwrap().len() >= 8);
 }
+
+#[test]
+fn every_sam_local_invoke_in_the_readme_names_a_function_an_event_and_its_settings() {
+    let template = template();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let settings: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("events/env.json")).unwrap())
+            .unwrap();
+    let commands: Vec<&str> = readme
+        .lines()
+        .filter(|line| line.starts_with("sam local invoke "))
+        .collect();
+    assert_eq!(commands.len(), 4, "one per function");
+    for command in commands {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let function = words[3];
+        assert_eq!(
+            template["Resources"][function]["Type"], "AWS::Serverless::Function",
+            "{command}"
+        );
+        let after = |flag: &str| {
+            let at = words.iter().position(|w| *w == flag).unwrap();
+            words[at + 1]
+        };
+        assert!(root().join(after("-e")).is_file(), "{command}");
+        assert_eq!(after("--env-vars"), "events/env.json", "{command}");
+        // SAM sets only the variables the template declares for the function.
+        let declared = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+        let variables = settings[function].as_object().expect(function);
+        for name in variables.keys().filter(|name| *name != "AWS_ENDPOINT_URL") {
+            assert!(
+                declared.get(name).is_some(),
+                "{function} does not declare {name}"
+            );
+        }
+    }
+}
