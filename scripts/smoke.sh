@@ -86,7 +86,9 @@ if [[ "${SMOKE_RUNTIME:-cargo-lambda}" == emulator ]]; then
     port="$(free_port)"
     ports[$function]="$port"
     say "starting $function's bootstrap under the runtime interface emulator on 127.0.0.1:$port"
+    # Each emulator serves its bootstrap the Runtime API on a port of its own.
     env $(cat "$work/env-$function") "$rie" --runtime-interface-emulator-address "127.0.0.1:$port" \
+      --runtime-api-address "127.0.0.1:$(free_port)" \
       "$bootstrap" >"$work/rie-$function.log" 2>&1 &
     pids+=($!)
     wait_port "$port" 30

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check CI runs: formatting, lints, the workspace tests (against a local AWS), the template
-# checks and a smoke test of the real bootstrap. Installs its own tools into ./.venv.
+# checks, smoke tests of the real bootstraps (under cargo lambda, and as sam build made them under
+# the Lambda Runtime Interface Emulator), the demo and the soaks. Installs its own tools into ./.venv.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -14,6 +15,8 @@ step "tests";     cargo test --workspace --all-features --locked
 step "template";  cfn-lint template.yaml && sam validate --lint --template template.yaml --region us-east-1
 step "rule pattern"; python scripts/check_rule_pattern.py
 step "smoke (the real bootstraps under cargo lambda)"; bash scripts/smoke.sh
+step "sam build (x86_64: the artifacts sam deploy would ship, built for this machine)"; sam build --parameter-overrides Architecture=x86_64
+step "sam local invoke, without a container (the built bootstraps under the Lambda Runtime Interface Emulator)"; SMOKE_RUNTIME=emulator bash scripts/smoke.sh
 step "demo (relay local demo)"; cargo run --quiet --locked -p relay-cli --features local -- local demo
 step "soak (relay local soak, 300 events under faults)"; cargo run --quiet --locked -p relay-cli --features local -- local soak --events 300
 step "rotation soak (relay local rotation-soak, 100 events while every credential rotates)"; cargo run --quiet --locked -p relay-cli --features local -- local rotation-soak --events 100 --rate 5
