@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
@@ -129,6 +130,23 @@ fn unavailable(what: &str, secret: &str, error: impl std::error::Error) -> Error
     crate::aws::unavailable(&format!("{what} of secret {secret}"), error)
 }
 
+/// A missing secret is a deployment error (permanent); any other failure may pass.
+fn failure<E, R>(what: &str, secret: &str, error: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if error
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        == Some("ResourceNotFoundException")
+    {
+        Error::permanent(format!("secret {secret} does not exist"))
+    } else {
+        unavailable(what, secret, error)
+    }
+}
+
 impl SecretVersions for SecretsManagerVersions {
     fn describe<'a>(&'a self, secret: &'a str) -> StoreFuture<'a, Described> {
         Box::pin(async move {
@@ -138,15 +156,7 @@ impl SecretVersions for SecretsManagerVersions {
                 .secret_id(secret)
                 .send()
                 .await
-                .map_err(|e| {
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_resource_not_found_exception())
-                    {
-                        Error::permanent(format!("secret {secret} does not exist"))
-                    } else {
-                        unavailable("describe", secret, e)
-                    }
-                })?;
+                .map_err(|e| failure("describe", secret, e))?;
             Ok(Described {
                 versions: self.versions(secret).await?,
                 tags: described
@@ -174,15 +184,7 @@ impl SecretVersions for SecretsManagerVersions {
                     .set_next_token(next)
                     .send()
                     .await
-                    .map_err(|e| {
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_resource_not_found_exception())
-                        {
-                            Error::permanent(format!("secret {secret} does not exist"))
-                        } else {
-                            unavailable("list the versions", secret, e)
-                        }
-                    })?;
+                    .map_err(|e| failure("list the versions", secret, e))?;
                 for entry in page.versions() {
                     versions.push(Version {
                         id: entry.version_id().unwrap_or_default().to_owned(),
