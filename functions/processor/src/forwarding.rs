@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use genesys_relay::inbound::queue::Envelope;
-use genesys_relay::outbound::forward::{Context, Event, Forwarder, Job, Message};
+use genesys_relay::outbound::forward::{Context, Event, Forwarder, Job, Message, Settled};
 use genesys_relay::telemetry::{Function, Label};
 use genesys_relay::{dead_letter, telemetry, Error, Result};
 
@@ -92,8 +92,8 @@ async fn run(
         now: (deps.clock)(),
     };
     match forwarder.run(context, event, &message, job).await {
-        Ok(None) => Ok(()),
-        Ok(Some(error)) => give_up(&message, job, &error, deps).await.map_err(fail),
+        Ok(Settled::Done) => Ok(()),
+        Ok(Settled::GiveUp(error)) => give_up(&message, job, &error, deps).await.map_err(fail),
         Err(error) => Err(fail(error)),
     }
 }

@@ -38,6 +38,16 @@ use crate::inbound::jobs::JobQueue;
 use crate::state::idempotency::Idempotency;
 use crate::state::table::epoch_millis;
 
+/// What became of a run of a job.
+#[derive(Debug)]
+pub enum Settled {
+    /// Delivered, found delivered before, or queued to run again later.
+    Done,
+    /// No attempt will succeed, or none is left: the caller dead-letters the delivery with this
+    /// reason (as [`Job::first`], so that a redrive makes this delivery again and nothing else).
+    GiveUp(Error),
+}
+
 /// What a delivery runs with besides the forwarder.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
@@ -63,18 +73,16 @@ impl Forwarder {
 
     /// Runs `job` for `event`, which came in `message`. An early job is deferred (its message
     /// hides until it is due); a due one is delivered once in effect (a claim on the endpoint's action and the event key) and what
-    /// its result means is decided by [`schedule::next`]: done, or queued to run later as its
-    /// own job. Returns the error to dead-letter the delivery with when it gives up (as
-    /// [`Job::first`], so that a redrive makes this delivery again and nothing else); an error
-    /// when the job could not be queued (on a FIFO queue, where no job is queued, the record
-    /// itself waits).
+    /// its result means is decided by [`schedule::next`]: done, queued to run later as its own
+    /// job, or given up. An error when the job could not be queued (on a FIFO queue, where no job
+    /// is queued, the record itself waits).
     pub async fn run(
         &self,
         context: Context<'_>,
         event: &Event<'_>,
         message: &Message<'_>,
         job: &Job,
-    ) -> Result<Option<Error>> {
+    ) -> Result<Settled> {
         if let Some(wait) = job.wait_at(context.now) {
             return Err(Error::deferred("not due yet", wait));
         }
@@ -97,7 +105,7 @@ impl Forwarder {
         match schedule::next(result, job.attempt, self.max_attempts()) {
             Next::Done(outcome) => {
                 tracing::info!(action = %action, event_key = %key, outcome = %outcome.label, detail = %outcome.detail, "action done");
-                Ok(None)
+                Ok(Settled::Done)
             }
             Next::Later { attempt, wait } => {
                 if context.jobs.is_fifo() {
@@ -113,9 +121,9 @@ impl Forwarder {
                 };
                 context.jobs.send(&message.job(&later, wait)).await?;
                 tracing::info!(action = %action, event_key = %key, attempt, wait_secs = wait.as_secs(), "delivery queued for later");
-                Ok(None)
+                Ok(Settled::Done)
             }
-            Next::GiveUp(error) => Ok(Some(error)),
+            Next::GiveUp(error) => Ok(Settled::GiveUp(error)),
         }
     }
 }
