@@ -386,7 +386,11 @@ impl Stack {
             .context("starting the link to the local AWS")?;
         let endpoint = aws_link.url();
         let genesys = local_genesys().await;
-        let parameters = json!({ "SmsWrapupCodes": sms_wrapup_codes(rules, &genesys).await? });
+        // The local pollers take batches of 10, as the soak's kill and redelivery checks expect.
+        let parameters = json!({
+            "SmsWrapupCodes": sms_wrapup_codes(rules, &genesys).await?,
+            "BatchSize": "10",
+        });
         let created = Command::new(&python)
             .arg(root.join("scripts/local_resources.py"))
             .arg(&endpoint)
