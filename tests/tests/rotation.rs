@@ -291,6 +291,24 @@ struct GenesysSetup {
     client: GenesysClient,
 }
 
+/// A rotator calling `genesys` with its admin client (`relay-admin`), whose secret it stores.
+async fn genesys_rotator(aws: &LocalAws, genesys: &FakeGenesys) -> rotator::Deps {
+    let admin = aws
+        .secret(
+            "genesys-admin",
+            &json!({"clientId": "relay-admin", "clientSecret": "admin-secret"}).to_string(),
+        )
+        .await;
+    rotator(
+        aws,
+        &[
+            ("GENESYS_API_BASE", genesys.base_url()),
+            ("GENESYS_LOGIN_BASE", genesys.base_url()),
+            ("GENESYS_ADMIN_SECRET_ARN", admin),
+        ],
+    )
+}
+
 async fn genesys_setup() -> GenesysSetup {
     let aws = LocalAws::start().await;
     let genesys = FakeGenesys::start("relay-a", "secret-a", 3600).await;
@@ -304,20 +322,7 @@ async fn genesys_setup() -> GenesysSetup {
         )
         .await;
     tag(&aws, &arn, "genesys-oauth").await;
-    let admin = aws
-        .secret(
-            "genesys-admin",
-            &json!({"clientId": "relay-admin", "clientSecret": "admin-secret"}).to_string(),
-        )
-        .await;
-    let rotator = rotator(
-        &aws,
-        &[
-            ("GENESYS_API_BASE", genesys.base_url()),
-            ("GENESYS_LOGIN_BASE", genesys.base_url()),
-            ("GENESYS_ADMIN_SECRET_ARN", admin),
-        ],
-    );
+    let rotator = genesys_rotator(&aws, &genesys).await;
     let policy = SecretsPolicy {
         max_age: Duration::ZERO,
         ..SecretsPolicy::default()
@@ -439,20 +444,7 @@ async fn an_open_messaging_secret_is_pushed_to_genesys_and_both_are_accepted_mea
         "5a8f0b3c-1d2e-4f60-8a9b-0c1d2e3f4a5b",
     )
     .await;
-    let admin = aws
-        .secret(
-            "genesys-admin",
-            &json!({"clientId": "relay-admin", "clientSecret": "admin-secret"}).to_string(),
-        )
-        .await;
-    let rotator = rotator(
-        &aws,
-        &[
-            ("GENESYS_API_BASE", genesys.base_url()),
-            ("GENESYS_LOGIN_BASE", genesys.base_url()),
-            ("GENESYS_ADMIN_SECRET_ARN", admin),
-        ],
-    );
+    let rotator = genesys_rotator(&aws, &genesys).await;
     let receiver = receiver_deps(&aws, &queue_url, &arn, Duration::from_secs(GRACE_SECS));
     let t = token(1);
     step(&rotator, &arn, Step::Create, &t).await.unwrap();
