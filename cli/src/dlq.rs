@@ -1658,7 +1658,7 @@ async fn send(
         .queue_url(to)
         .message_body(&letter.body)
         .set_message_attributes(Some(attributes));
-    if to.ends_with(".fifo") {
+    if genesys_relay::aws::is_fifo_queue(to) {
         let group = letter
             .system
             .get(&MessageSystemAttributeName::MessageGroupId)

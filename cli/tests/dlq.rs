@@ -46,8 +46,10 @@ async fn setup(count: usize) -> Setup {
         dead_letter::send(
             &aws.sqs(),
             &dlq,
-            &format!(r#"{{"n":{n},"text":"hello"}}"#),
-            original_attributes(n),
+            dead_letter::Letter::new(
+                &format!(r#"{{"n":{n},"text":"hello"}}"#),
+                original_attributes(n),
+            ),
             "sms",
             &Error::permanent(format!("twilio refused message {n}")),
         )
@@ -147,8 +149,7 @@ async fn list_stops_at_its_limit_and_truncates_long_reasons_in_text_only() {
     dead_letter::send(
         &s.aws.sqs(),
         &s.dlq,
-        "{}",
-        original_attributes(9),
+        dead_letter::Letter::new("{}", original_attributes(9)),
         "sms",
         &Error::permanent(long.clone()),
     )
@@ -1027,8 +1028,10 @@ async fn redrive_ends_while_a_consumer_keeps_dead_lettering_what_it_moves() {
                     dead_letter::send(
                         &sqs,
                         &dlq,
-                        message.body.as_deref().unwrap_or_default(),
-                        attributes,
+                        dead_letter::Letter::new(
+                            message.body.as_deref().unwrap_or_default(),
+                            attributes,
+                        ),
                         "sms",
                         &Error::permanent("twilio refused it again"),
                     )
@@ -1088,8 +1091,7 @@ async fn identical_letters_present_at_the_start_are_all_moved() {
         dead_letter::send(
             &s.aws.sqs(),
             &s.dlq,
-            r#"{"n":1}"#,
-            original_attributes(1),
+            dead_letter::Letter::new(r#"{"n":1}"#, original_attributes(1)),
             "sms",
             &Error::permanent("no customer number"),
         )
@@ -1111,8 +1113,7 @@ async fn letters_of_one_event_for_different_deliveries_are_all_moved_in_one_run(
         dead_letter::send(
             &s.aws.sqs(),
             &s.dlq,
-            r#"{"n":1}"#,
-            attributes,
+            dead_letter::Letter::new(r#"{"n":1}"#, attributes),
             &format!("forward:{endpoint}"),
             &Error::permanent("gave up"),
         )

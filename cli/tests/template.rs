@@ -350,6 +350,62 @@ fn the_receivers_settings_are_parameters_and_concurrency_is_capped() {
 }
 
 #[test]
+fn fifo_queues_are_a_parameter_and_the_eventbridge_side_keeps_a_standard_dlq() {
+    let template = template();
+    let resources = &template["Resources"];
+    assert_eq!(template["Parameters"]["QueueType"]["Default"], "standard");
+    assert_eq!(
+        template["Conditions"]["UsesFifoQueues"]["Fn::Equals"][1],
+        "fifo"
+    );
+    // A FIFO main queue needs a FIFO dead-letter queue (SQS refuses a mixed redrive).
+    for queue in ["MainQueue", "DeadLetterQueue"] {
+        assert_eq!(
+            resources[queue]["Properties"]["FifoQueue"]["Fn::If"][0], "UsesFifoQueues",
+            "{queue}"
+        );
+    }
+    // EventBridge dead-letter queues and Lambda on-failure destinations take no FIFO queue: the
+    // EventBridge side writes to a standard one, which only a FIFO stack creates.
+    let event_dlq = &resources["EventDeadLetterQueue"];
+    assert_eq!(event_dlq["Condition"], "UsesFifoQueues");
+    assert!(event_dlq["Properties"].get("FifoQueue").is_none());
+    assert_eq!(event_dlq["DeletionPolicy"]["Ref"], "DataDeletionPolicy");
+    let handler = &resources["EventBridgeHandlerFunction"]["Properties"];
+    let to_event_dlq = |value: &Value| {
+        let branches = &value["Fn::If"];
+        assert_eq!(branches[0], "UsesFifoQueues", "{value}");
+        assert!(
+            branches[1].to_string().contains("EventDeadLetterQueue"),
+            "{value}"
+        );
+        assert!(
+            !branches[2].to_string().contains("EventDeadLetterQueue"),
+            "{value}"
+        );
+    };
+    to_event_dlq(&handler["Environment"]["Variables"]["DLQ_URL"]);
+    to_event_dlq(&handler["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"]);
+    to_event_dlq(&handler["Events"]["GenesysEvents"]["Properties"]["DeadLetterConfig"]["Arn"]);
+    // The processor's letters stay with the main queue's kind.
+    assert_eq!(
+        resources["ProcessorFunction"]["Properties"]["Environment"]["Variables"]["DLQ_URL"]["Ref"],
+        "DeadLetterQueue"
+    );
+    // A FIFO event source takes no batching window and at most 10 records.
+    let source = &resources["ProcessorFunction"]["Properties"]["Events"]["MainQueue"]["Properties"];
+    assert_eq!(
+        source["MaximumBatchingWindowInSeconds"]["Fn::If"][1]["Ref"],
+        "AWS::NoValue"
+    );
+    assert!(template["Rules"]["FifoBatchSize"]["Assertions"].is_array());
+    assert_eq!(
+        resources["EventDeadLetterQueueAlarm"]["Condition"],
+        "UsesFifoQueues"
+    );
+}
+
+#[test]
 fn the_alarms_and_the_dashboard_name_metrics_the_functions_publish() {
     let template = template();
     let resources = template["Resources"].as_object().unwrap();
@@ -372,9 +428,8 @@ fn the_alarms_and_the_dashboard_name_metrics_the_functions_publish() {
     }
     // The dashboard's JSON, with every ${...} substitution filled, parses, and the metrics it
     // reads are the ones the functions' EMF lines carry.
-    let body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-        .as_str()
-        .unwrap();
+    let sub = &resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"];
+    let body = sub.as_str().or_else(|| sub[0].as_str()).unwrap();
     let mut filled = String::new();
     let mut rest = body;
     while let Some(start) = rest.find("${") {

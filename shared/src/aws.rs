@@ -50,6 +50,12 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3)
 }
 
+/// Whether `queue_url` names a FIFO queue (SQS requires the `.fifo` suffix of them), whose
+/// messages need a group and a deduplication id and take no delay of their own.
+pub fn is_fifo_queue(queue_url: &str) -> bool {
+    queue_url.ends_with(".fifo")
+}
+
 /// An AWS call that failed outright (throttled, unreachable, a 5xx, a timeout): the service may
 /// answer the next try, so it is retryable. `what` says what was being done ("send the message to
 /// the queue"); the SDK's error context (service code, message, request id) follows. Failures a

@@ -8,12 +8,18 @@
 //! ([`history`]): `relay dlq redrive` sets it on what it puts back (on an event, through a marked
 //! entry of `resources`, see [`previous_error_resource`]), and [`send_from`] keeps it, so a replay
 //! that fails again never loses why it failed the first time.
+//!
+//! A FIFO DLQ (a `.fifo` URL) takes each letter in a message group and with a deduplication id
+//! ([`Letter`]): the group of the record it was, so a redrive puts it back in order, and an id
+//! of the record and the action, so a letter sent twice (its first send taken but unanswered)
+//! is kept once.
 
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::inbound::queue::attr as envelope;
 use aws_sdk_sqs::types::MessageAttributeValue;
+use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -95,29 +101,64 @@ const KEPT: [&str; 10] = [
     attr::PREVIOUS_ERROR,
 ];
 
+/// What is dead-lettered: a message as it came, and where it came from.
+#[derive(Debug, Clone, Default)]
+pub struct Letter<'a> {
+    /// The original body, kept so a redrive puts it back as it was.
+    pub body: &'a str,
+    /// The original string attributes.
+    pub attributes: HashMap<String, String>,
+    /// The id of the message it was (a record's, an event's): with the action, what a FIFO DLQ
+    /// deduplicates the letter by. Empty when it had none (then the body stands in).
+    pub id: &'a str,
+    /// The FIFO message group of the record it was, which a FIFO DLQ keeps; without one, the
+    /// letter is a group of its own.
+    pub group: Option<&'a str>,
+}
+
+impl<'a> Letter<'a> {
+    /// The letter of `body` and its `attributes`.
+    pub fn new(body: &'a str, attributes: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            body,
+            attributes: attributes.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The letter as the message `id` of FIFO message group `group` (if any).
+    pub fn from_message(self, id: &'a str, group: Option<&'a str>) -> Self {
+        Self { id, group, ..self }
+    }
+
+    /// Its FIFO deduplication id for `action`: a hash, as ids and actions may hold characters
+    /// SQS refuses there and together exceed its 128 characters.
+    fn deduplication_id(&self, action: &str) -> String {
+        let mut hash = Sha256::new();
+        for part in [self.id, action] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        if self.id.is_empty() {
+            hash.update(self.body.as_bytes());
+        }
+        hex::encode(hash.finalize())
+    }
+}
+
 /// The processor's dead-lettering: [`send_from`] with [`Origin::Processor`].
 pub async fn send(
     sqs: &aws_sdk_sqs::Client,
     dlq_url: &str,
-    body: &str,
-    attributes: impl IntoIterator<Item = (String, String)>,
+    letter: Letter<'_>,
     action: &str,
     error: &Error,
 ) -> Result<()> {
-    send_from(
-        Origin::Processor,
-        sqs,
-        dlq_url,
-        body,
-        attributes,
-        action,
-        error,
-    )
-    .await
+    send_from(Origin::Processor, sqs, dlq_url, letter, action, error).await
 }
 
-/// Sends `body` with its original string `attributes` to the DLQ, naming `origin`, `error` and
-/// `action`; an error means it was not stored.
+/// Sends `letter` to the DLQ, naming `origin`, `error` and `action`; an error means it was not
+/// stored.
 ///
 /// An earlier failure the attributes still name (a letter put back with its dead-letter
 /// attributes, as the SQS console's redrive does) moves into [`attr::PREVIOUS_ERROR`] instead of
@@ -127,29 +168,30 @@ pub async fn send_from(
     origin: Origin,
     sqs: &aws_sdk_sqs::Client,
     dlq_url: &str,
-    body: &str,
-    attributes: impl IntoIterator<Item = (String, String)>,
+    letter: Letter<'_>,
     action: &str,
     error: &Error,
 ) -> Result<()> {
     let failed_at = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default();
-    let attributes = letter_attributes(
-        attributes.into_iter().collect(),
-        origin,
-        action,
-        error,
-        &failed_at,
-    );
-    let attributes = attributes
+    let deduplication_id = letter.deduplication_id(action);
+    let attributes = letter_attributes(letter.attributes, origin, action, error, &failed_at)
         .into_iter()
         .filter_map(|(name, value)| Some((name, string(&value)?)))
         .collect();
-    sqs.send_message()
+    let mut request = sqs
+        .send_message()
         .queue_url(dlq_url)
-        .message_body(body)
-        .set_message_attributes(Some(attributes))
+        .message_body(letter.body)
+        .set_message_attributes(Some(attributes));
+    if crate::aws::is_fifo_queue(dlq_url) {
+        let group = letter.group.unwrap_or(&deduplication_id).to_owned();
+        request = request
+            .message_group_id(group)
+            .message_deduplication_id(deduplication_id);
+    }
+    request
         .send()
         .await
         .map_err(|e| crate::aws::unavailable("send the message to the DLQ", e))?;
@@ -319,6 +361,21 @@ mod tests {
             .iter()
             .map(|name| ((*name).to_owned(), format!("{name}-value")))
             .collect()
+    }
+
+    #[test]
+    fn a_fifo_letter_is_deduplicated_by_its_message_and_action() {
+        let letter = |body, id| Letter::new(body, []).from_message(id, None);
+        let once = letter("{}", "m1").deduplication_id("sms");
+        assert_eq!(once, letter("{}", "m1").deduplication_id("sms"), "stable");
+        assert_eq!(once.len(), 64, "within SQS's 128 characters");
+        assert_ne!(once, letter("{}", "m1").deduplication_id("forward:crm"));
+        assert_ne!(once, letter("{}", "m2").deduplication_id("sms"));
+        // Without an id, the body tells letters apart.
+        assert_ne!(
+            letter("{\"a\":1}", "").deduplication_id("sms"),
+            letter("{\"a\":2}", "").deduplication_id("sms")
+        );
     }
 
     #[test]

@@ -36,9 +36,14 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
+    stack_on("main", "dlq").await
+}
+
+/// A stack on the queues named `main` and `dlq` (`.fifo` names make FIFO queues).
+async fn stack_on(main: &str, dlq: &str) -> Stack {
     let aws = LocalAws::start().await;
-    let dlq_url = aws.queue("dlq").await;
-    let queue_url = aws.queue("main").await;
+    let dlq_url = aws.queue(dlq).await;
+    let queue_url = aws.queue(main).await;
     let providers = Providers::start(&aws).await;
     let mut env = providers.settings();
     env.extend([
@@ -437,6 +442,45 @@ async fn on_a_fifo_queue_a_failed_record_defers_the_rest_of_its_group() {
     let failed: BTreeSet<String> = stack.process(batch).await.into_iter().collect();
     assert_eq!(failed, BTreeSet::from(["a1".to_owned(), "a2".to_owned()]));
     assert!(stack.twilio.messages().is_empty());
+}
+
+#[tokio::test]
+async fn on_fifo_queues_a_letter_keeps_its_group_and_a_redelivered_failure_is_kept_once() {
+    let stack = stack_on("main.fifo", "dlq.fifo").await;
+    let no_number =
+        json!({"eventBody": {"conversationId": "c9", "wrapupCode": "ININ-OUTBOUND-NO-ANSWER"}})
+            .to_string();
+    let env = envelope(
+        EventKey::from_parts(&["c9"]),
+        Source::GenesysWebhook,
+        MediaType::Json,
+        "c9",
+    );
+    stack.sender.send(&env, no_number).await.unwrap();
+    let (batch, failed) = stack.process_queue().await;
+    assert!(
+        failed.is_empty(),
+        "dead-lettered and acknowledged: {failed:?}"
+    );
+    // The same record again, as when its acknowledgement was lost: a second letter of it is
+    // dropped by the DLQ's deduplication.
+    assert!(stack.process(batch).await.is_empty());
+
+    let dead = stack.aws.messages(&stack.dlq_url).await;
+    assert_eq!(dead.len(), 1, "one letter");
+    let system = dead[0].attributes.clone().unwrap_or_default();
+    assert_eq!(
+        system
+            .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+            .map(String::as_str),
+        Some("c9"),
+        "the letter keeps its conversation's group, so a redrive puts it back in order"
+    );
+    assert_eq!(
+        attribute(&dead[0], dead_letter::attr::ERROR_CLASS).as_deref(),
+        Some("permanent")
+    );
+    assert_eq!(attribute(&dead[0], attr::EVENT_KEY).as_deref(), Some("c9"));
 }
 
 #[tokio::test]

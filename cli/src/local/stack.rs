@@ -742,8 +742,7 @@ async fn feed_eventbridge_handler(
                         genesys_relay::dead_letter::Origin::EventBridgeHandler,
                         &sqs,
                         &resources.dlq_url,
-                        &body,
-                        Vec::new(),
+                        genesys_relay::dead_letter::Letter::new(&body, []),
                         "eventbridge-handler",
                         &error,
                     )

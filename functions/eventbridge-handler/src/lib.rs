@@ -141,12 +141,13 @@ async fn dead_letter(
             previous.to_owned(),
         ));
     }
+    let letter = dead_letter::Letter::new(&body, attributes)
+        .from_message(input.id.as_deref().unwrap_or_default(), None);
     dead_letter::send_from(
         dead_letter::Origin::EventBridgeHandler,
         &deps.sqs,
         &deps.config.dlq_url,
-        &body,
-        attributes,
+        letter,
         action,
         error,
     )

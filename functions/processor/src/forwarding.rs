@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
+use genesys_relay::dead_letter::{self, Letter};
 use genesys_relay::inbound::queue::Envelope;
 use genesys_relay::outbound::forward::{Context, Event, Forwarder, Job, Message, Settled};
 use genesys_relay::telemetry::{Function, Label};
-use genesys_relay::{dead_letter, telemetry, Error, Result};
+use genesys_relay::{telemetry, Error, Result};
 
 use crate::failure::Failure;
 use crate::Deps;
@@ -93,7 +94,9 @@ async fn run(
     };
     match forwarder.run(context, event, &message, job).await {
         Ok(Settled::Done) => Ok(()),
-        Ok(Settled::GiveUp(error)) => give_up(&message, job, &error, deps).await.map_err(fail),
+        Ok(Settled::GiveUp(error)) => give_up(record, &message, job, &error, deps)
+            .await
+            .map_err(fail),
         Err(error) => Err(fail(error)),
     }
 }
@@ -101,17 +104,23 @@ async fn run(
 /// Dead-letters one endpoint's delivery of the event with its reason, as that endpoint's first
 /// job: a redrive makes this delivery again and nothing else, however long after the event, so
 /// no other action (an SMS, another endpoint) runs twice.
-async fn give_up(message: &Message<'_>, job: &Job, error: &Error, deps: &Deps) -> Result<()> {
+async fn give_up(
+    record: &SqsMessage,
+    message: &Message<'_>,
+    job: &Job,
+    error: &Error,
+    deps: &Deps,
+) -> Result<()> {
     let action = job.action();
-    dead_letter::send(
-        &deps.sqs,
-        &deps.config.dlq_url,
+    let letter = Letter::new(
         message.body,
         message.attributes_of(&Job::first(&job.endpoint)),
-        &action,
-        error,
     )
-    .await?;
+    .from_message(
+        record.message_id.as_deref().unwrap_or_default(),
+        crate::message_group(record),
+    );
+    dead_letter::send(&deps.sqs, &deps.config.dlq_url, letter, &action, error).await?;
     tracing::error!(action, class = %error.class(), reason = %error, "delivery dead-lettered");
     telemetry::count_outcome(Function::Processor, "forward", Label::DeadLettered);
     Ok(())

@@ -23,12 +23,13 @@ use genesys_relay::actions::delivery_status::{self, StatusChecks};
 use genesys_relay::actions::ActionDeps;
 use genesys_relay::clock::Clock;
 use genesys_relay::config::ProcessorConfig;
+use genesys_relay::dead_letter::{self, Letter};
 use genesys_relay::inbound::jobs::{JobQueue, SqsJobs};
 use genesys_relay::state::claims::DynamoClaims;
 use genesys_relay::state::conversations::{Conversations, DynamoConversations};
 use genesys_relay::state::idempotency::{lease_until, Idempotency};
 use genesys_relay::telemetry::{Function, Label};
-use genesys_relay::{dead_letter, telemetry, Error};
+use genesys_relay::{telemetry, Error};
 use lambda_runtime::LambdaEvent;
 use tracing::Instrument;
 
@@ -138,7 +139,7 @@ pub async fn run_batch(records: &[SqsMessage], deps: &Deps, lease: Duration) -> 
 pub fn message_groups(records: &[SqsMessage]) -> Vec<Vec<&SqsMessage>> {
     let mut groups: Vec<(Option<&str>, Vec<&SqsMessage>)> = Vec::new();
     for record in records {
-        match record.attributes.get("MessageGroupId").map(String::as_str) {
+        match message_group(record) {
             Some(group) => match groups.iter_mut().find(|(g, _)| *g == Some(group)) {
                 Some((_, members)) => members.push(record),
                 None => groups.push((Some(group), vec![record])),
@@ -147,6 +148,11 @@ pub fn message_groups(records: &[SqsMessage]) -> Vec<Vec<&SqsMessage>> {
         }
     }
     groups.into_iter().map(|(_, members)| members).collect()
+}
+
+/// The FIFO message group of `record`; none on a standard queue.
+pub(crate) fn message_group(record: &SqsMessage) -> Option<&str> {
+    record.attributes.get("MessageGroupId").map(String::as_str)
 }
 
 /// Processes a group in order; returns the records to deliver again.
@@ -267,17 +273,9 @@ async fn dead_letter_record(
         .message_attributes
         .iter()
         .filter_map(|(name, value)| Some((name.clone(), value.string_value.clone()?)));
-    let body = record.body.as_deref().unwrap_or_default();
-    match dead_letter::send(
-        &deps.sqs,
-        &deps.config.dlq_url,
-        body,
-        attributes,
-        action,
-        error,
-    )
-    .await
-    {
+    let letter = Letter::new(record.body.as_deref().unwrap_or_default(), attributes)
+        .from_message(id, message_group(record));
+    match dead_letter::send(&deps.sqs, &deps.config.dlq_url, letter, action, error).await {
         Ok(()) => {
             tracing::error!(message_id = %id, action, class = %error.class(), reason = %error, "dead-lettered");
             telemetry::count_outcome(Function::Processor, action, Label::DeadLettered);

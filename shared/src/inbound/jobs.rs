@@ -54,7 +54,7 @@ impl SqsJobs {
 
 impl JobQueue for SqsJobs {
     fn is_fifo(&self) -> bool {
-        self.queue_url.ends_with(".fifo")
+        crate::aws::is_fifo_queue(&self.queue_url)
     }
 
     fn send<'a>(&'a self, job: &'a Job) -> StoreFuture<'a, ()> {

@@ -204,7 +204,7 @@ impl QueueSender {
     ) -> Self {
         let queue_url = queue_url.into();
         Self {
-            fifo: queue_url.ends_with(".fifo"),
+            fifo: crate::aws::is_fifo_queue(&queue_url),
             sqs,
             queue_url,
             claim_checks,
