@@ -120,7 +120,7 @@ impl Provider {
 }
 
 /// One EMF line: each metric `(name, unit, value)` under `dimensions`.
-fn emf_line(dimensions: &[(&str, &str)], metrics: &[(&str, &str, u64)]) -> String {
+fn emf_line(dimensions: &[(&str, &str)], metrics: &[(&str, &str, u64)]) -> serde_json::Value {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -146,16 +146,20 @@ fn emf_line(dimensions: &[(&str, &str)], metrics: &[(&str, &str, u64)]) -> Strin
     for (name, _, value) in metrics {
         line[*name] = serde_json::Value::from(*value);
     }
-    line.to_string()
+    line
 }
 
 /// One count of `metric` under `dimensions` as an EMF line.
-fn emf_count(metric: &str, dimensions: &[(&str, &str)]) -> String {
+fn emf_count(metric: &str, dimensions: &[(&str, &str)]) -> serde_json::Value {
     emf_line(dimensions, &[(metric, "Count", 1)])
 }
 
 /// One `Outcomes` count for (function, action, outcome) as an EMF line.
-pub(crate) fn outcome_metric(function: Function, action: &str, outcome: Label) -> String {
+pub(crate) fn outcome_metric(
+    function: Function,
+    action: &str,
+    outcome: Label,
+) -> serde_json::Value {
     emf_count(
         "Outcomes",
         &[
@@ -167,21 +171,38 @@ pub(crate) fn outcome_metric(function: Function, action: &str, outcome: Label) -
 }
 
 /// One `Throttled` count for a provider as an EMF line.
-pub(crate) fn throttled_metric(provider: Provider) -> String {
+pub(crate) fn throttled_metric(provider: Provider) -> serde_json::Value {
     emf_count("Throttled", &[("provider", provider.as_str())])
 }
 
-/// Prints an EMF line on Lambda, where Lambda sends it to CloudWatch Logs. Outside Lambda (the
-/// local stack, tests) there is no CloudWatch to read it, so nothing is printed.
-fn publish(line: impl FnOnce() -> String) {
+/// Prints an EMF line on Lambda, where Lambda sends it to CloudWatch Logs, with the invocation's
+/// trace id as the log lines carry it. Outside Lambda (the local stack, tests) there is no
+/// CloudWatch to read it, so nothing is printed.
+fn publish(line: impl FnOnce() -> serde_json::Value) {
     static ON_LAMBDA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) {
-        println!("{}", line());
+        println!("{}", traced(line(), trace_header().as_deref()));
     }
 }
 
+/// `line` with `trace` as its `xrayTraceId`, the field name the invocation's log lines use.
+fn traced(mut line: serde_json::Value, trace: Option<&str>) -> serde_json::Value {
+    if let Some(trace) = trace {
+        line["xrayTraceId"] = serde_json::Value::from(trace);
+    }
+    line
+}
+
+/// The X-Ray trace header of the invocation under way, which the Lambda runtime puts in
+/// `_X_AMZN_TRACE_ID`; `None` outside Lambda or when it is not a trace header.
+pub(crate) fn trace_header() -> Option<String> {
+    std::env::var("_X_AMZN_TRACE_ID")
+        .ok()
+        .filter(|t| t.starts_with("Root=") && t.len() <= 256 && t.is_ascii())
+}
+
 /// One `Rejections` count for a receiver route and the rejection's code as an EMF line.
-pub(crate) fn rejection_metric(route: &str, reason: &str) -> String {
+pub(crate) fn rejection_metric(route: &str, reason: &str) -> serde_json::Value {
     emf_count(
         "Rejections",
         &[
@@ -193,7 +214,11 @@ pub(crate) fn rejection_metric(route: &str, reason: &str) -> String {
 }
 
 /// One forwarding attempt to `endpoint`: its count and latency by outcome, as an EMF line.
-pub(crate) fn forward_attempt_metric(endpoint: &str, outcome: Label, latency_ms: u64) -> String {
+pub(crate) fn forward_attempt_metric(
+    endpoint: &str,
+    outcome: Label,
+    latency_ms: u64,
+) -> serde_json::Value {
     emf_line(
         &[("endpoint", endpoint), ("outcome", outcome.as_str())],
         &[
@@ -204,7 +229,7 @@ pub(crate) fn forward_attempt_metric(endpoint: &str, outcome: Label, latency_ms:
 }
 
 /// One `CircuitChanges` count for an endpoint's circuit entering `state`, as an EMF line.
-pub(crate) fn circuit_change_metric(endpoint: &str, state: &str) -> String {
+pub(crate) fn circuit_change_metric(endpoint: &str, state: &str) -> serde_json::Value {
     emf_count(
         "CircuitChanges",
         &[("endpoint", endpoint), ("state", state)],
@@ -259,13 +284,13 @@ pub(crate) fn mask_phone(number: &str) -> String {
 mod tests {
     use super::{
         circuit_change_metric, forward_attempt_metric, mask_phone, outcome_metric,
-        rejection_metric, throttled_metric, Function, Label, Provider,
+        rejection_metric, throttled_metric, traced, Function, Label, Provider,
     };
 
     /// The line parsed, after checking that every dimension it declares has a value and every
     /// metric it declares is there.
-    fn parsed(line: &str) -> serde_json::Value {
-        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+    fn parsed(line: serde_json::Value) -> serde_json::Value {
+        let line: serde_json::Value = serde_json::from_str(&line.to_string()).unwrap();
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "GenesysRelay");
         for dimension in directive["Dimensions"][0].as_array().unwrap() {
@@ -282,14 +307,14 @@ mod tests {
 
     #[test]
     fn receiver_forwarding_and_circuit_metrics_carry_their_dimensions() {
-        let rejected = parsed(&rejection_metric("/webhooks/genesys", "unauthorized"));
+        let rejected = parsed(rejection_metric("/webhooks/genesys", "unauthorized"));
         assert_eq!(
             rejected["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             serde_json::json!([["function", "route", "reason"]])
         );
         assert_eq!(rejected["function"], "receiver");
         assert_eq!(rejected["reason"], "unauthorized");
-        let attempt = parsed(&forward_attempt_metric("crm", Label::Delivered, 42));
+        let attempt = parsed(forward_attempt_metric("crm", Label::Delivered, 42));
         assert_eq!(attempt["endpoint"], "crm");
         assert_eq!(attempt["outcome"], "delivered");
         assert_eq!(attempt["ForwardLatency"], 42);
@@ -297,19 +322,18 @@ mod tests {
             attempt["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Unit"],
             "Milliseconds"
         );
-        let change = parsed(&circuit_change_metric("crm", "open"));
+        let change = parsed(circuit_change_metric("crm", "open"));
         assert_eq!(change["state"], "open");
         assert_eq!(change["CircuitChanges"], 1);
     }
 
     #[test]
     fn outcome_metrics_are_valid_emf() {
-        let line: serde_json::Value = serde_json::from_str(&outcome_metric(
+        let line = parsed(outcome_metric(
             Function::Processor,
             "sms_on_wrapup",
             Label::Sent,
-        ))
-        .unwrap();
+        ));
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "GenesysRelay");
         for dimension in directive["Dimensions"][0].as_array().unwrap() {
@@ -324,14 +348,24 @@ mod tests {
 
     #[test]
     fn throttled_metrics_name_the_provider() {
-        let line: serde_json::Value =
-            serde_json::from_str(&throttled_metric(Provider::Genesys)).unwrap();
+        let line = parsed(throttled_metric(Provider::Genesys));
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "GenesysRelay");
         assert_eq!(directive["Dimensions"], serde_json::json!([["provider"]]));
         assert_eq!(directive["Metrics"][0]["Name"], "Throttled");
         assert_eq!(line["provider"], "genesys");
         assert_eq!(line["Throttled"], 1);
+    }
+
+    #[test]
+    fn a_metric_line_carries_the_invocations_trace_id_like_its_log_lines() {
+        let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let line = parsed(traced(throttled_metric(Provider::Twilio), Some(trace)));
+        assert_eq!(line["xrayTraceId"], trace);
+        assert_eq!(line["Throttled"], 1, "the metric is untouched");
+        assert!(traced(throttled_metric(Provider::Twilio), None)
+            .get("xrayTraceId")
+            .is_none());
     }
 
     #[test]

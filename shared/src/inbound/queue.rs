@@ -281,7 +281,7 @@ impl QueueSender {
             .queue_url(&self.queue_url)
             .message_body(message_body)
             .set_message_attributes(Some(attributes));
-        if let Some(trace) = trace_header() {
+        if let Some(trace) = crate::telemetry::trace_header() {
             // The event's path stays one X-Ray trace: Lambda starts the processor's segment from
             // the message's AWSTraceHeader.
             let value = MessageSystemAttributeValue::builder()
@@ -307,14 +307,6 @@ impl QueueSender {
             .map_err(|e| crate::aws::unavailable("send the message to the queue", e))?;
         Ok(())
     }
-}
-
-/// The X-Ray trace header of the invocation under way, which the Lambda runtime puts in
-/// `_X_AMZN_TRACE_ID`; `None` outside Lambda or when it is not a trace header.
-fn trace_header() -> Option<String> {
-    std::env::var("_X_AMZN_TRACE_ID")
-        .ok()
-        .filter(|t| t.starts_with("Root=") && t.len() <= 256 && t.is_ascii())
 }
 
 /// Stores `body` in the claim-check bucket, under a key derived from its content.
