@@ -13,6 +13,7 @@ step "format";    cargo fmt --all -- --check
 step "lint";      cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "tests";     cargo test --workspace --all-features --locked
 step "template";  cfn-lint template.yaml && sam validate --lint --template template.yaml --region us-east-1
+step "checkov";   bash scripts/checkov.sh
 step "rule pattern"; python scripts/check_rule_pattern.py
 step "smoke (the real bootstraps under cargo lambda)"; bash scripts/smoke.sh
 step "sam build (x86_64: the artifacts sam deploy would ship, built for this machine)"; sam build --parameter-overrides Architecture=x86_64
