@@ -15,6 +15,7 @@ step "tests";     cargo test --workspace --all-features --locked
 step "template";  cfn-lint template.yaml && sam validate --lint --template template.yaml --region us-east-1
 step "checkov";   bash scripts/checkov.sh
 step "rule pattern"; python scripts/check_rule_pattern.py
+step "local resources"; python scripts/check_local_resources.py
 step "smoke (the real bootstraps under cargo lambda)"; bash scripts/smoke.sh
 step "sam build (x86_64: the artifacts sam deploy would ship, built for this machine)"; sam build --parameter-overrides Architecture=x86_64
 step "sam local invoke, without a container (the built bootstraps under the Lambda Runtime Interface Emulator)"; SMOKE_RUNTIME=emulator bash scripts/smoke.sh
