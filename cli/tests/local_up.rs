@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use relay_cli::local::demo::RULES;
-use relay_cli::local::stack::{GenesysAuth, ProcessorRuns, Stack};
+use relay_cli::local::stack::{Choices, GenesysAuth, ProcessorRuns, Stack};
 use relay_cli::send;
 
 #[derive(Parser)]
@@ -49,7 +49,11 @@ fn send_args(line: &str) -> send::Args {
 async fn every_genesys_auth_scheme_accepts_the_printed_send_and_refuses_another_scheme() {
     let root = root();
     for auth in GenesysAuth::ALL {
-        let stack = Stack::up_with_auth(&root, free_port(), RULES, ProcessorRuns::default(), auth)
+        let choices = Choices {
+            auth,
+            ..Choices::default()
+        };
+        let stack = Stack::up_with(&root, free_port(), RULES, ProcessorRuns::default(), choices)
             .await
             .unwrap_or_else(|e| panic!("{}: the local stack starts: {e:#}", auth.name()));
         assert_eq!(stack.genesys_auth, auth);

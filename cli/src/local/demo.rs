@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _, Result};
 use genesys_relay::inbound::auth::HmacHeader;
 use serde_json::{json, Value};
 
-use super::stack::{project_root, ProcessorRuns, Stack, WEBHOOK_SECRET};
+use super::stack::{project_root, Choices, ProcessorRuns, QueueType, Stack, WEBHOOK_SECRET};
 use crate::output::{check_rows, checks_json, Check, Report};
 
 /// The rules the demo runs with: text the customer when a call wraps up unanswered (a dialer
@@ -33,8 +33,8 @@ fn step(text: &str) {
     eprintln!("demo: {text}");
 }
 
-/// Runs the demo on `port` (0: any free port).
-pub async fn run(port: u16) -> Result<Report> {
+/// Runs the demo on `port` (0: any free port), on queues of `queue_type`.
+pub async fn run(port: u16, queue_type: QueueType) -> Result<Report> {
     let root = project_root()?;
     let port = if port == 0 {
         std::net::TcpListener::bind("127.0.0.1:0")?
@@ -44,7 +44,11 @@ pub async fn run(port: u16) -> Result<Report> {
         port
     };
     step("starting the local stack (local AWS from template.yaml, Twilio, Genesys, the three functions)");
-    let stack = Stack::up(&root, port, RULES, ProcessorRuns::default()).await?;
+    let choices = Choices {
+        queue_type,
+        ..Choices::default()
+    };
+    let stack = Stack::up_with(&root, port, RULES, ProcessorRuns::default(), choices).await?;
     step(&format!("receiver on {}", stack.receiver_url));
     let http = reqwest::Client::new();
     let url = format!("{}/webhooks/genesys", stack.receiver_url);
@@ -99,12 +103,18 @@ pub async fn run(port: u16) -> Result<Report> {
     .await?;
 
     step("putting a poison message (no envelope) on the main queue");
-    aws_sdk_sqs::Client::new(&stack.aws)
+    let poison = aws_sdk_sqs::Client::new(&stack.aws)
         .send_message()
         .queue_url(&stack.resources.queue_url)
-        .message_body("this is not an event")
-        .send()
-        .await?;
+        .message_body("this is not an event");
+    let poison = if genesys_relay::aws::is_fifo_queue(&stack.resources.queue_url) {
+        poison
+            .message_group_id("poison")
+            .message_deduplication_id("poison")
+    } else {
+        poison
+    };
+    poison.send().await?;
 
     step("waiting until the pipeline is quiet");
     wait_until_quiet(&stack).await?;
@@ -301,11 +311,14 @@ async fn report(stack: &Stack, answers: &[u16]) -> Result<Report> {
     Ok(report)
 }
 
-/// The DLQ's messages (message id, reason), read without consuming them.
+/// The messages of the DLQs (message id, reason), read without consuming them.
 async fn dead_letters(stack: &Stack) -> Result<Vec<(String, String)>> {
     let sqs = aws_sdk_sqs::Client::new(&stack.aws);
-    Ok(crate::dlq::read_all(&sqs, &stack.resources.dlq_url)
-        .await?
+    let mut letters = crate::dlq::read_all(&sqs, &stack.resources.dlq_url).await?;
+    if stack.resources.event_dlq_url != stack.resources.dlq_url {
+        letters.extend(crate::dlq::read_all(&sqs, &stack.resources.event_dlq_url).await?);
+    }
+    Ok(letters
         .iter()
         .map(|letter| {
             let reason = letter

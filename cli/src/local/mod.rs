@@ -34,6 +34,9 @@ pub enum Command {
             default_value_t = stack::GenesysAuth::Hmac
         )]
         genesys_auth: stack::GenesysAuth,
+        /// The queues' kind, as the template's QueueType.
+        #[arg(long, value_enum, default_value_t = stack::QueueType::Standard)]
+        queue_type: stack::QueueType,
     },
     /// Start the local stack, play a scenario, and report what happened; exits 0 only when the
     /// outcome is the expected one.
@@ -41,6 +44,9 @@ pub enum Command {
         /// Port of the receiver's routes (0: any free port).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// The queues' kind, as the template's QueueType.
+        #[arg(long, value_enum, default_value_t = stack::QueueType::Standard)]
+        queue_type: stack::QueueType,
     },
     /// Send many events through the local stack while Twilio fails, the local AWS goes away and
     /// a processor is killed, then check every event's outcome; exits 0 only when all hold.
@@ -78,7 +84,7 @@ pub enum Command {
 /// Runs a local command.
 pub async fn run(command: Command) -> Result<Report> {
     match command {
-        Command::Demo { port } => demo::run(port).await,
+        Command::Demo { port, queue_type } => demo::run(port, queue_type).await,
         Command::RotationSoak { events, rate } => {
             rotation_soak::run(rotation_soak::Settings { events, rate }).await
         }
@@ -102,6 +108,7 @@ pub async fn run(command: Command) -> Result<Report> {
             port,
             rules,
             genesys_auth,
+            queue_type,
         } => {
             let rules = match rules {
                 Some(path) => std::fs::read_to_string(path)?,
@@ -109,12 +116,16 @@ pub async fn run(command: Command) -> Result<Report> {
             };
             lambda_runtime::tracing::init_default_subscriber();
             let root = stack::project_root()?;
-            let stack = stack::Stack::up_with_auth(
+            let choices = stack::Choices {
+                auth: genesys_auth,
+                queue_type,
+            };
+            let stack = stack::Stack::up_with(
                 &root,
                 port,
                 &rules,
                 stack::ProcessorRuns::default(),
-                genesys_auth,
+                choices,
             )
             .await?;
             let lines = vec![
@@ -125,6 +136,7 @@ pub async fn run(command: Command) -> Result<Report> {
                 format!("local AWS     {}", stack.endpoint),
                 format!("main queue    {}", stack.resources.queue_url),
                 format!("DLQ           {}", stack.resources.dlq_url),
+                format!("event DLQ     {}", stack.resources.event_dlq_url),
                 format!(
                     "event bus     {} (put-events to it)",
                     stack.resources.event_bus

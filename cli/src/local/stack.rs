@@ -97,6 +97,35 @@ impl GenesysAuth {
     }
 }
 
+/// The kind of the main and dead-letter queues (the template's `QueueType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum QueueType {
+    /// Standard queues.
+    #[default]
+    Standard,
+    /// FIFO queues, with a standard dead-letter queue for the EventBridge side.
+    Fifo,
+}
+
+impl QueueType {
+    /// The parameter's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Fifo => "fifo",
+        }
+    }
+}
+
+/// What a deployment chooses that the local stack takes as well.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Choices {
+    /// How the receiver authenticates Genesys webhooks.
+    pub auth: GenesysAuth,
+    /// The queues' kind.
+    pub queue_type: QueueType,
+}
+
 /// What `scripts/local_resources.py` created.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -105,6 +134,8 @@ pub struct Resources {
     pub queue_url: String,
     /// The dead-letter queue.
     pub dlq_url: String,
+    /// The EventBridge side's dead-letter queue: its own with FIFO queues, else the one above.
+    pub event_dlq_url: String,
     /// The state table.
     pub table: String,
     /// The claim-check bucket.
@@ -347,18 +378,19 @@ impl Stack {
     /// Starts everything with the default `hmac` webhook scheme; `port` is the receiver's,
     /// `rules` the rules JSON the functions get.
     pub async fn up(root: &Path, port: u16, rules: &str, runs: ProcessorRuns) -> Result<Self> {
-        Self::up_with_auth(root, port, rules, runs, GenesysAuth::default()).await
+        Self::up_with(root, port, rules, runs, Choices::default()).await
     }
 
-    /// Starts everything, the receiver enforcing `auth` on Genesys webhooks with that scheme's
-    /// local secret.
-    pub async fn up_with_auth(
+    /// Starts everything as a deployment making `choices` would run: the receiver enforcing
+    /// their Genesys webhook scheme (with that scheme's local secret), on queues of their kind.
+    pub async fn up_with(
         root: &Path,
         port: u16,
         rules: &str,
         runs: ProcessorRuns,
-        auth: GenesysAuth,
+        choices: Choices,
     ) -> Result<Self> {
+        let Choices { auth, queue_type } = choices;
         let python = root.join(".venv/bin/python");
         if !python.exists() {
             bail!(
@@ -390,6 +422,7 @@ impl Stack {
         let parameters = json!({
             "SmsWrapupCodes": sms_wrapup_codes(rules, &genesys).await?,
             "BatchSize": "10",
+            "QueueType": queue_type.name(),
         });
         let created = Command::new(&python)
             .arg(root.join("scripts/local_resources.py"))
@@ -429,7 +462,12 @@ impl Stack {
         let receiver = receiver::Deps::new(ReceiverConfig::from_env(&env)?, &aws);
         let processor =
             processor::Deps::new(ProcessorConfig::from_env(&env)?, &aws, http_client).await?;
-        let handler = eventbridge_handler::Deps::new(EventBridgeConfig::from_env(&env)?, &aws);
+        // The template gives the EventBridge handler the EventBridge side's dead-letter queue.
+        let mut handler_settings = settings.clone();
+        handler_settings.insert("DLQ_URL", resources.event_dlq_url.clone());
+        let handler_env = Env::from_fn(|name| handler_settings.get(name).cloned());
+        let handler =
+            eventbridge_handler::Deps::new(EventBridgeConfig::from_env(&handler_env)?, &aws);
 
         let counters = Arc::new(Counters::default());
         let invocations = Arc::new(Invocations::default());
@@ -741,7 +779,7 @@ async fn feed_eventbridge_handler(
                     let sent = genesys_relay::dead_letter::send_from(
                         genesys_relay::dead_letter::Origin::EventBridgeHandler,
                         &sqs,
-                        &resources.dlq_url,
+                        &resources.event_dlq_url,
                         genesys_relay::dead_letter::Letter::new(&body, []),
                         "eventbridge-handler",
                         &error,
@@ -826,6 +864,7 @@ mod tests {
         Resources {
             queue_url: "http://127.0.0.1:1/queue/main".into(),
             dlq_url: "http://127.0.0.1:1/queue/dlq".into(),
+            event_dlq_url: "http://127.0.0.1:1/queue/dlq".into(),
             table: "table".into(),
             bucket: "bucket".into(),
             genesys_webhook_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:g".into(),

@@ -14,7 +14,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use genesys_relay::config::{EventBridgeConfig, DEFAULT_CLAIM_CHECK_THRESHOLD_BYTES};
 use genesys_relay::inbound::event::{EventKey, GenesysDetail};
-use genesys_relay::inbound::partner_event::{body_str, event_key, Topic};
+use genesys_relay::inbound::partner_event::{event_key, message_group, Topic};
 use genesys_relay::inbound::queue::{Envelope, MediaType, QueueSender, Source};
 use genesys_relay::rules::Rules;
 use genesys_relay::telemetry::{Function, Label};
@@ -90,9 +90,7 @@ pub async fn handle(event: LambdaEvent<Input>, deps: &Deps) -> Result<(), lambda
         received_at: OffsetDateTime::now_utc(),
         content_type: MediaType::Json,
         correlation_id: detail.metadata.correlation_id.clone(),
-        group_id: body_str(&detail, "conversationId")
-            .unwrap_or(key.as_str())
-            .to_owned(),
+        group_id: message_group(&detail, &key),
     };
     // The detail as it came, not as the model reads it: fields the model does not name are kept
     // for the endpoints that receive it.

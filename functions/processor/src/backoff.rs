@@ -24,11 +24,28 @@ pub fn visibility_delay(
     jittered.max(retry_after.unwrap_or_default().min(MAX_VISIBILITY))
 }
 
+/// The visibility timeout that hides a message for `delay`, in the whole seconds SQS takes:
+/// rounded up, so a message waiting for its time never comes back a moment early (at 0 it would
+/// come back at once, again and again until due), and at most `MAX_VISIBILITY`.
+pub fn visibility_timeout_secs(delay: Duration) -> i32 {
+    let millis = delay.min(MAX_VISIBILITY).as_millis();
+    i32::try_from(millis.div_ceil(1000)).unwrap_or(i32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const CAP: Duration = Duration::from_secs(900);
+
+    #[test]
+    fn a_wait_is_rounded_up_to_whole_seconds() {
+        assert_eq!(visibility_timeout_secs(Duration::from_millis(800)), 1);
+        assert_eq!(visibility_timeout_secs(Duration::from_millis(2001)), 3);
+        assert_eq!(visibility_timeout_secs(Duration::from_secs(30)), 30);
+        assert_eq!(visibility_timeout_secs(Duration::ZERO), 0);
+        assert_eq!(visibility_timeout_secs(Duration::from_secs(90_000)), 43_200);
+    }
 
     #[test]
     fn delays_double_per_receive_within_the_jitter_band() {

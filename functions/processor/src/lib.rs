@@ -224,7 +224,7 @@ async fn settle(record: &SqsMessage, deps: &Deps, lease: Duration) -> Settled {
         ));
         return dead_letter_record(record, &failure.action, &spent, deps).await;
     }
-    tracing::warn!(message_id = %id, action = %failure.action, reason = %failure.error, retry_in_secs = delay.as_secs(), "will retry");
+    tracing::warn!(message_id = %id, action = %failure.action, reason = %failure.error, retry_in_secs = backoff::visibility_timeout_secs(delay), "will retry");
     telemetry::count_outcome(Function::Processor, &failure.action, Label::Retry);
     delay_visibility(record, delay, deps).await;
     Settled::Again(Some(delay))
@@ -297,7 +297,7 @@ async fn delay_visibility(record: &SqsMessage, delay: Duration, deps: &Deps) {
         .change_message_visibility()
         .queue_url(&deps.config.queue_url)
         .receipt_handle(receipt)
-        .visibility_timeout(delay.min(backoff::MAX_VISIBILITY).as_secs() as i32)
+        .visibility_timeout(backoff::visibility_timeout_secs(delay))
         .send()
         .await;
     if let Err(e) = result {

@@ -68,6 +68,22 @@ pub fn event_key(detail: &GenesysDetail) -> EventKey {
     ])
 }
 
+/// The FIFO message group of an event: its conversation, and for a topic the relay acts on, that
+/// topic too. An `.acw` waits on the queue for its conversation's `.outbound` context, so in one
+/// group the `.outbound` queued behind it could never be received: a deadlock until the retry
+/// budget dead-letters the wrap-up. Events of one topic and conversation stay in order. An event
+/// of no conversation is a group of its own (`key`).
+pub fn message_group(detail: &GenesysDetail, key: &EventKey) -> String {
+    match (
+        body_str(detail, "conversationId"),
+        Topic::of(&detail.topic_name),
+    ) {
+        (Some(conversation), Some(topic)) => format!("{conversation}.{}", topic.name()),
+        (Some(conversation), None) => conversation.to_owned(),
+        (None, _) => key.as_str().to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +94,21 @@ mod tests {
             "eventBody": {"eventTime": 1, "conversationId": "c", "participantId": "p"},
             "metadata": {"CorrelationId": correlation}}))
         .unwrap()
+    }
+
+    #[test]
+    fn an_outbound_is_never_grouped_behind_the_wrapup_waiting_for_it() {
+        let acw = detail("v2.detail.events.conversation.c.acw", "x");
+        let outbound = detail("v2.detail.events.conversation.c.outbound", "x");
+        let key = event_key(&acw);
+        assert_eq!(message_group(&acw, &key), "c.acw");
+        assert_eq!(message_group(&outbound, &key), "c.outbound");
+        // Topics only forwarded keep their conversation's order.
+        let other = detail("v2.detail.events.conversation.c.customer.start", "x");
+        assert_eq!(message_group(&other, &key), "c");
+        let mut orphan = detail("v2.detail.events.conversation.c.acw", "x");
+        orphan.event_body = json!({});
+        assert_eq!(message_group(&orphan, &key), key.as_str());
     }
 
     #[test]
