@@ -1165,7 +1165,7 @@ async fn list(
     handler: Option<&str>,
 ) -> anyhow::Result<Report> {
     let peeked = peek(sqs, queue, Some(limit), |_| false).await?;
-    let (text, messages) = described(
+    let (mut text, messages) = described(
         format!(
             "{} dead letter(s) on {queue}, left on the queue",
             peeked.letters.len()
@@ -1173,10 +1173,35 @@ async fn list(
         &peeked,
         Column::Replay(handler),
     );
+    let hidden = hidden_behind_their_group(sqs, queue, peeked.letters.len(), limit).await;
+    if hidden > 0 {
+        text.push(format!(
+            "note: {hidden} more letter(s) wait behind another of their message group, which a \
+             FIFO queue shows one at a time (SQS moved them here after MaxReceiveCount, keeping \
+             their group); `relay dlq redrive` moves them all"
+        ));
+    }
     Ok(Report::new(
         text,
-        json!({"queue": queue, "count": messages.len(), "messages": messages}),
+        json!({"queue": queue, "count": messages.len(), "messages": messages, "hidden": hidden}),
     ))
+}
+
+/// On a FIFO queue, how many letters a look that found `seen` (of at most `limit`) could not
+/// see: a message group shows one message at a time to readers, so a letter SQS moved with its
+/// group stays hidden while another of that group is held.
+async fn hidden_behind_their_group(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    seen: usize,
+    limit: usize,
+) -> usize {
+    if !genesys_relay::aws::is_fifo_queue(queue) || seen >= limit {
+        return 0;
+    }
+    present_count(sqs, queue)
+        .await
+        .map_or(0, |present| present.saturating_sub(seen))
 }
 
 async fn show(

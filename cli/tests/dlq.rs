@@ -114,6 +114,68 @@ fn message_ids(messages: &[aws_sdk_sqs::types::Message]) -> BTreeSet<String> {
 }
 
 #[tokio::test]
+async fn on_a_fifo_dlq_list_says_how_many_letters_wait_behind_their_group_and_redrive_moves_all() {
+    let aws = LocalAws::start().await;
+    let main = aws.queue("relay-main.fifo").await;
+    let dlq = aws.queue("relay-dlq.fifo").await;
+    // Messages SQS moved after MaxReceiveCount keep their group: eleven of one conversation.
+    for n in 0..11 {
+        let mut request = aws
+            .sqs()
+            .send_message()
+            .queue_url(&dlq)
+            .message_body(format!(r#"{{"n":{n}}}"#))
+            .message_group_id("conversation-1")
+            .message_deduplication_id(format!("moved-{n}"));
+        for (name, value) in original_attributes(n) {
+            request = request.message_attributes(
+                name,
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(value)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        request.send().await.unwrap();
+    }
+    let s = Setup { aws, main, dlq };
+    let listed = s.run(s.list(50)).await.expect("list");
+    let seen = listed.json["count"].as_u64().unwrap();
+    assert!(
+        seen < 11,
+        "a FIFO queue hides what waits behind a held message: {seen}"
+    );
+    assert_eq!(listed.json["hidden"].as_u64().unwrap() + seen, 11);
+    assert!(listed
+        .text
+        .iter()
+        .any(|line| line.contains("behind another of their message group")));
+
+    let redriven = s.run(s.redrive(None, false)).await.expect("redrive");
+    assert_eq!(redriven.json["moved"], 11, "{}", redriven.json);
+    assert!(s.aws.messages(&s.dlq).await.is_empty());
+    let depth = s
+        .aws
+        .sqs()
+        .get_queue_attributes()
+        .queue_url(&s.main)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    assert_eq!(
+        depth
+            .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .map(String::as_str),
+        Some("11"),
+        "every letter is back on the main queue"
+    );
+}
+
+#[tokio::test]
 async fn list_shows_dead_letters_with_their_reason_and_leaves_them_on_the_queue() {
     let s = setup(3).await;
     let report = s.run(s.list(10)).await.expect("list");

@@ -9,10 +9,10 @@
 //! entry of `resources`, see [`previous_error_resource`]), and [`send_from`] keeps it, so a replay
 //! that fails again never loses why it failed the first time.
 //!
-//! A FIFO DLQ (a `.fifo` URL) takes each letter in a message group and with a deduplication id
-//! ([`Letter`]): the group of the record it was, so a redrive puts it back in order, and an id
-//! of the record and the action, so a letter sent twice (its first send taken but unanswered)
-//! is kept once.
+//! On a FIFO DLQ (a `.fifo` URL) each letter is a message group of its own, so every letter can
+//! be read (a FIFO queue shows one message of a group at a time) and none waits behind another,
+//! and it is deduplicated by the message it was and the action ([`Letter`]), so a letter sent
+//! twice (its first send taken but unanswered) is kept once.
 
 use std::collections::HashMap;
 
@@ -111,9 +111,6 @@ pub struct Letter<'a> {
     /// The id of the message it was (a record's, an event's): with the action, what a FIFO DLQ
     /// deduplicates the letter by. Empty when it had none (then the body stands in).
     pub id: &'a str,
-    /// The FIFO message group of the record it was, which a FIFO DLQ keeps; without one, the
-    /// letter is a group of its own.
-    pub group: Option<&'a str>,
 }
 
 impl<'a> Letter<'a> {
@@ -126,13 +123,13 @@ impl<'a> Letter<'a> {
         }
     }
 
-    /// The letter as the message `id` of FIFO message group `group` (if any).
-    pub fn from_message(self, id: &'a str, group: Option<&'a str>) -> Self {
-        Self { id, group, ..self }
+    /// The letter as the message `id`.
+    pub fn from_message(self, id: &'a str) -> Self {
+        Self { id, ..self }
     }
 
-    /// Its FIFO deduplication id for `action`: a hash, as ids and actions may hold characters
-    /// SQS refuses there and together exceed its 128 characters.
+    /// Its FIFO deduplication id for `action`, also its message group: a hash, as ids and
+    /// actions may hold characters SQS refuses there and together exceed its 128 characters.
     fn deduplication_id(&self, action: &str) -> String {
         let mut hash = Sha256::new();
         for part in [self.id, action] {
@@ -186,9 +183,8 @@ pub async fn send_from(
         .message_body(letter.body)
         .set_message_attributes(Some(attributes));
     if crate::aws::is_fifo_queue(dlq_url) {
-        let group = letter.group.unwrap_or(&deduplication_id).to_owned();
         request = request
-            .message_group_id(group)
+            .message_group_id(&deduplication_id)
             .message_deduplication_id(deduplication_id);
     }
     request
@@ -365,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_fifo_letter_is_deduplicated_by_its_message_and_action() {
-        let letter = |body, id| Letter::new(body, []).from_message(id, None);
+        let letter = |body, id| Letter::new(body, []).from_message(id);
         let once = letter("{}", "m1").deduplication_id("sms");
         assert_eq!(once, letter("{}", "m1").deduplication_id("sms"), "stable");
         assert_eq!(once.len(), 64, "within SQS's 128 characters");

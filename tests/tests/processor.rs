@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use genesys_relay::config::{Env, ProcessorConfig};
 use genesys_relay::dead_letter;
 use genesys_relay::inbound::event::EventKey;
@@ -445,42 +445,63 @@ async fn on_a_fifo_queue_a_failed_record_defers_the_rest_of_its_group() {
 }
 
 #[tokio::test]
-async fn on_fifo_queues_a_letter_keeps_its_group_and_a_redelivered_failure_is_kept_once() {
+async fn on_fifo_queues_every_letter_is_readable_and_a_redelivered_failure_is_kept_once() {
     let stack = stack_on("main.fifo", "dlq.fifo").await;
-    let no_number =
-        json!({"eventBody": {"conversationId": "c9", "wrapupCode": "ININ-OUTBOUND-NO-ANSWER"}})
-            .to_string();
-    let env = envelope(
-        EventKey::from_parts(&["c9"]),
-        Source::GenesysWebhook,
-        MediaType::Json,
-        "c9",
-    );
-    stack.sender.send(&env, no_number).await.unwrap();
-    let (batch, failed) = stack.process_queue().await;
+    // More failing records of one conversation than a receive returns: were the letters one
+    // message group, those past the first receive would stay hidden behind the ones it holds.
+    let records: Vec<SqsMessage> = (0..11)
+        .map(|n| {
+            let key = format!("c9-{n}");
+            let no_number = json!({"eventBody": {"conversationId": "c9", "wrapupCode": "ININ-OUTBOUND-NO-ANSWER", "n": n}})
+                .to_string();
+            let env = envelope(
+                EventKey::from_parts(&[key.as_str()]),
+                Source::GenesysWebhook,
+                MediaType::Json,
+                "c9",
+            );
+            let (body, attributes) = queue::encode(&env, &Payload::Inline(no_number)).unwrap();
+            lambda_record(
+                aws_sdk_sqs::types::Message::builder()
+                    .message_id(key)
+                    .body(body)
+                    .set_message_attributes(Some(attributes))
+                    .attributes(
+                        aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId,
+                        "c9",
+                    )
+                    .attributes(
+                        aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+                        "1",
+                    )
+                    .build(),
+            )
+        })
+        .collect();
+    let mut batch = SqsEvent::default();
+    batch.records = records;
+    let failed = stack.process(batch.clone()).await;
     assert!(
         failed.is_empty(),
         "dead-lettered and acknowledged: {failed:?}"
     );
-    // The same record again, as when its acknowledgement was lost: a second letter of it is
+    // The same records again, as when the acknowledgement was lost: their second letters are
     // dropped by the DLQ's deduplication.
     assert!(stack.process(batch).await.is_empty());
 
     let dead = stack.aws.messages(&stack.dlq_url).await;
-    assert_eq!(dead.len(), 1, "one letter");
-    let system = dead[0].attributes.clone().unwrap_or_default();
-    assert_eq!(
-        system
-            .get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
-            .map(String::as_str),
-        Some("c9"),
-        "the letter keeps its conversation's group, so a redrive puts it back in order"
-    );
-    assert_eq!(
-        attribute(&dead[0], dead_letter::attr::ERROR_CLASS).as_deref(),
-        Some("permanent")
-    );
-    assert_eq!(attribute(&dead[0], attr::EVENT_KEY).as_deref(), Some("c9"));
+    assert_eq!(dead.len(), 11, "one letter per record, every one readable");
+    let keys: BTreeSet<String> = dead
+        .iter()
+        .filter_map(|letter| attribute(letter, attr::EVENT_KEY))
+        .collect();
+    assert_eq!(keys.len(), 11);
+    for letter in &dead {
+        assert_eq!(
+            attribute(letter, dead_letter::attr::ERROR_CLASS).as_deref(),
+            Some("permanent")
+        );
+    }
 }
 
 #[tokio::test]

@@ -314,9 +314,9 @@ async fn report(stack: &Stack, answers: &[u16]) -> Result<Report> {
 /// The messages of the DLQs (message id, reason), read without consuming them.
 async fn dead_letters(stack: &Stack) -> Result<Vec<(String, String)>> {
     let sqs = aws_sdk_sqs::Client::new(&stack.aws);
-    let mut letters = crate::dlq::read_all(&sqs, &stack.resources.dlq_url).await?;
-    if stack.resources.event_dlq_url != stack.resources.dlq_url {
-        letters.extend(crate::dlq::read_all(&sqs, &stack.resources.event_dlq_url).await?);
+    let mut letters = Vec::new();
+    for queue in stack.resources.dead_letter_queues() {
+        letters.extend(crate::dlq::read_all(&sqs, queue).await?);
     }
     Ok(letters
         .iter()

@@ -67,6 +67,9 @@ pub enum Command {
         /// Deliveries per second, at most (the senders also wait while the queue is long).
         #[arg(long, default_value_t = 20)]
         rate: u32,
+        /// The queues' kind, as the template's QueueType.
+        #[arg(long, value_enum, default_value_t = stack::QueueType::Standard)]
+        queue_type: stack::QueueType,
     },
     /// Send events through the local stack while every kind of credential rotates (webhook and
     /// signing secrets, Twilio API key, Genesys OAuth clients), then check that no valid request
@@ -94,6 +97,7 @@ pub async fn run(command: Command) -> Result<Report> {
             outage_secs,
             twilio_outage_secs,
             rate,
+            queue_type,
         } => {
             soak::run(soak::Settings {
                 events,
@@ -101,6 +105,7 @@ pub async fn run(command: Command) -> Result<Report> {
                 outage: std::time::Duration::from_secs(outage_secs),
                 twilio_outage: std::time::Duration::from_secs(twilio_outage_secs),
                 rate,
+                queue_type,
             })
             .await
         }

@@ -156,6 +156,17 @@ pub struct Resources {
     pub batch_size: i32,
 }
 
+impl Resources {
+    /// The dead-letter queues: one, or with FIFO queues two.
+    pub fn dead_letter_queues(&self) -> Vec<&str> {
+        let mut queues = vec![self.dlq_url.as_str()];
+        if self.event_dlq_url != self.dlq_url {
+            queues.push(self.event_dlq_url.as_str());
+        }
+        queues
+    }
+}
+
 /// How the stack runs the processor, standing in for the event source mapping and Lambda.
 #[derive(Debug, Clone, Copy)]
 pub struct ProcessorRuns {

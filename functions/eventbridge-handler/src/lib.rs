@@ -140,7 +140,7 @@ async fn dead_letter(
         ));
     }
     let letter = dead_letter::Letter::new(&body, attributes)
-        .from_message(input.id.as_deref().unwrap_or_default(), None);
+        .from_message(input.id.as_deref().unwrap_or_default());
     dead_letter::send_from(
         dead_letter::Origin::EventBridgeHandler,
         &deps.sqs,

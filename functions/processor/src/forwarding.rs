@@ -116,10 +116,7 @@ async fn give_up(
         message.body,
         message.attributes_of(&Job::first(&job.endpoint)),
     )
-    .from_message(
-        record.message_id.as_deref().unwrap_or_default(),
-        crate::message_group(record),
-    );
+    .from_message(record.message_id.as_deref().unwrap_or_default());
     dead_letter::send(&deps.sqs, &deps.config.dlq_url, letter, &action, error).await?;
     tracing::error!(action, class = %error.class(), reason = %error, "delivery dead-lettered");
     telemetry::count_outcome(Function::Processor, "forward", Label::DeadLettered);

@@ -139,7 +139,7 @@ pub async fn run_batch(records: &[SqsMessage], deps: &Deps, lease: Duration) -> 
 pub fn message_groups(records: &[SqsMessage]) -> Vec<Vec<&SqsMessage>> {
     let mut groups: Vec<(Option<&str>, Vec<&SqsMessage>)> = Vec::new();
     for record in records {
-        match message_group(record) {
+        match record.attributes.get("MessageGroupId").map(String::as_str) {
             Some(group) => match groups.iter_mut().find(|(g, _)| *g == Some(group)) {
                 Some((_, members)) => members.push(record),
                 None => groups.push((Some(group), vec![record])),
@@ -148,11 +148,6 @@ pub fn message_groups(records: &[SqsMessage]) -> Vec<Vec<&SqsMessage>> {
         }
     }
     groups.into_iter().map(|(_, members)| members).collect()
-}
-
-/// The FIFO message group of `record`; none on a standard queue.
-pub(crate) fn message_group(record: &SqsMessage) -> Option<&str> {
-    record.attributes.get("MessageGroupId").map(String::as_str)
 }
 
 /// Processes a group in order; returns the records to deliver again.
@@ -273,8 +268,8 @@ async fn dead_letter_record(
         .message_attributes
         .iter()
         .filter_map(|(name, value)| Some((name.clone(), value.string_value.clone()?)));
-    let letter = Letter::new(record.body.as_deref().unwrap_or_default(), attributes)
-        .from_message(id, message_group(record));
+    let letter =
+        Letter::new(record.body.as_deref().unwrap_or_default(), attributes).from_message(id);
     match dead_letter::send(&deps.sqs, &deps.config.dlq_url, letter, action, error).await {
         Ok(()) => {
             tracing::error!(message_id = %id, action, class = %error.class(), reason = %error, "dead-lettered");

@@ -43,7 +43,8 @@ mod verify;
 
 use super::demo::RULES;
 use super::stack::{
-    project_root, put_event as put_bus_event, ProcessorRuns, Stack, WEBHOOK_SECRET,
+    project_root, put_event as put_bus_event, Choices, ProcessorRuns, QueueType, Stack,
+    WEBHOOK_SECRET,
 };
 use crate::output::{check_rows, checks_json, Check, Report};
 use verify::{dead_letters, verify, Verdict};
@@ -115,6 +116,8 @@ pub struct Settings {
     /// Deliveries per second: a steady load the local AWS keeps up with, so the run measures the
     /// pipeline and not a backlog.
     pub rate: u32,
+    /// The queues' kind.
+    pub queue_type: QueueType,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -582,7 +585,11 @@ pub async fn run(settings: Settings) -> Result<Report> {
     let downstream = Downstream::start().await;
     downstream.set_faults(ENDPOINT_PATH, ENDPOINT_FAULTS, settings.seed);
     let rules = rules_forwarding_to(&downstream.url(ENDPOINT_PATH))?;
-    let stack = Stack::up(&root, port, &rules, RUNS).await?;
+    let choices = Choices {
+        queue_type: settings.queue_type,
+        ..Choices::default()
+    };
+    let stack = Stack::up_with(&root, port, &rules, RUNS, choices).await?;
     stack.twilio.set_faults(TWILIO_FAULTS, settings.seed);
     step(&format!(
         "stack up in {:.1} s; sending",
@@ -712,22 +719,25 @@ async fn redrive_and_check(
 ) -> Result<()> {
     let before = dead_letters(stack).await?;
     let sms_before = stack.twilio.messages().len();
-    let redrive = crate::dlq::Command::Redrive {
-        queue: stack.resources.dlq_url.clone(),
-        to: stack.resources.queue_url.clone(),
-        bus: None,
-        handler: None,
-        limit: None,
-        dry_run: false,
-    };
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(300),
-        crate::dlq::run_with(redrive, &stack.aws),
-    )
-    .await
-    .context("the DLQ redrive did not end within 300 s")?
-    .context("the DLQ redrive failed")?;
-    let moved = outcome.json["moved"].as_u64().unwrap_or(0) as usize;
+    let mut moved = 0;
+    for queue in stack.resources.dead_letter_queues() {
+        let redrive = crate::dlq::Command::Redrive {
+            queue: queue.to_owned(),
+            to: stack.resources.queue_url.clone(),
+            bus: None,
+            handler: None,
+            limit: None,
+            dry_run: false,
+        };
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(300),
+            crate::dlq::run_with(redrive, &stack.aws),
+        )
+        .await
+        .context("the DLQ redrive did not end within 300 s")?
+        .context("the DLQ redrive failed")?;
+        moved += outcome.json["moved"].as_u64().unwrap_or(0) as usize;
+    }
     step(&format!(
         "redrive moved {moved} of {} letters; draining again",
         before.len()
@@ -896,6 +906,7 @@ mod tests {
             outage: Duration::from_secs(1),
             twilio_outage: Duration::from_secs(1),
             rate: 10,
+            queue_type: QueueType::Standard,
         };
         let (events, order) = plan(&settings);
         let (again, order_again) = plan(&settings);

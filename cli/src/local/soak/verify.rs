@@ -33,11 +33,14 @@ pub(super) struct DeadLetter {
     pub(super) previous: String,
 }
 
-/// Every message in the DLQ, each read once, then made visible again for the redrive.
+/// Every message in the DLQs, each read once, then made visible again for the redrive.
 pub(super) async fn dead_letters(stack: &Stack) -> Result<Vec<DeadLetter>> {
     let sqs = aws_sdk_sqs::Client::new(&stack.aws);
-    Ok(crate::dlq::read_all(&sqs, &stack.resources.dlq_url)
-        .await?
+    let mut letters = Vec::new();
+    for queue in stack.resources.dead_letter_queues() {
+        letters.extend(crate::dlq::read_all(&sqs, queue).await?);
+    }
+    Ok(letters
         .iter()
         .map(|letter| {
             let attribute = |name: &str| letter.attribute(name).unwrap_or_default().to_owned();
