@@ -22,5 +22,6 @@ step "sam local invoke, without a container (the built bootstraps under the Lamb
 step "demo (relay local demo)"; cargo run --quiet --locked -p relay-cli --features local -- local demo
 step "demo on FIFO queues (relay local demo --queue-type fifo)"; cargo run --quiet --locked -p relay-cli --features local -- local demo --queue-type fifo
 step "soak (relay local soak, 300 events under faults)"; cargo run --quiet --locked -p relay-cli --features local -- local soak --events 300
+step "soak on FIFO queues (relay local soak --queue-type fifo, 300 events under faults)"; cargo run --quiet --locked -p relay-cli --features local -- local soak --events 300 --queue-type fifo
 step "rotation soak (relay local rotation-soak, 100 events while every credential rotates)"; cargo run --quiet --locked -p relay-cli --features local -- local rotation-soak --events 100 --rate 5
 step "API contract (schemathesis against the local stack)"; API_CONTRACT_SEED=1 bash scripts/api_contract.sh
