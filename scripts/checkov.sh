@@ -6,18 +6,9 @@
 # check, no platform download.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/venv.sh"
+pinned_venv "$root/.venv/checkov" "$root/requirements-checkov.txt"
 venv="$root/.venv/checkov"
-stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$root/requirements-checkov.txt" | cut -d' ' -f1)"
-if [ ! -x "$venv/bin/python" ]; then
-  echo "checkov: creating $venv"
-  python3 -m venv "$venv"
-fi
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "checkov: installing the pinned checkov from requirements-checkov.txt"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/requirements-checkov.txt"
-  echo "$want" > "$stamp"
-fi
 
 # checkov evaluates Conditions at the parameters' defaults and leaves out the resources whose
 # condition is false (e.g. EventDeadLetterQueue, created with QueueType fifo only); a copy without
