@@ -12,7 +12,7 @@ use genesys_relay::outbound::genesys::{GenesysClient, GenesysCredentials};
 use genesys_relay::outbound::twilio::{OutboundSms, Sender, TwilioClient, TwilioCredentials};
 use genesys_relay::secrets::rotation::Step;
 use genesys_relay::secrets::strategy::OPEN_MESSAGING_TAG;
-use genesys_relay::secrets::CachedSecret;
+use genesys_relay::secrets::{CachedSecret, Parser};
 use relay_tests::fakes::genesys::FakeGenesys;
 use relay_tests::fakes::twilio::FakeTwilio;
 use relay_tests::providers::{http_client, TWILIO_ACCOUNT, TWILIO_TOKEN};
@@ -105,6 +105,16 @@ async fn a_webhook_secret_is_accepted_old_and_new_through_the_rotation_and_old_o
     );
 }
 
+/// The secret `arn` as a client holds it, read again at every use: what a rotation moved shows
+/// at once.
+fn read_afresh<T>(aws: &LocalAws, arn: &str, parse: Parser<T>) -> Arc<CachedSecret<T>> {
+    let policy = SecretsPolicy {
+        max_age: Duration::ZERO,
+        ..SecretsPolicy::default()
+    };
+    Arc::new(CachedSecret::new(aws.secrets(), arn, policy, parse))
+}
+
 fn twilio_secret(key_sid: &str, key_secret: &str) -> String {
     json!({"accountSid": TWILIO_ACCOUNT, "authToken": TWILIO_TOKEN, "apiKeySid": key_sid,
         "apiKeySecret": key_secret, "from": "+14155550100"})
@@ -152,19 +162,10 @@ async fn twilio_setup() -> TwilioSetup {
         .secret("twilio", &twilio_secret(KEY_0, "key-0-secret"))
         .await;
     tag(&aws, &arn, "twilio-api-key").await;
-    let policy = SecretsPolicy {
-        max_age: Duration::ZERO,
-        ..SecretsPolicy::default()
-    };
     let sender = TwilioClient::new(
         http_client(),
         twilio.base_url(),
-        Arc::new(CachedSecret::new(
-            aws.secrets(),
-            arn.clone(),
-            policy,
-            TwilioCredentials::parse,
-        )),
+        read_afresh(&aws, &arn, TwilioCredentials::parse),
     );
     TwilioSetup {
         aws,
@@ -323,19 +324,10 @@ async fn genesys_setup() -> GenesysSetup {
         .await;
     tag(&aws, &arn, "genesys-oauth").await;
     let rotator = genesys_rotator(&aws, &genesys).await;
-    let policy = SecretsPolicy {
-        max_age: Duration::ZERO,
-        ..SecretsPolicy::default()
-    };
     let client = GenesysClient::new(
         http_client(),
         genesys.endpoints(),
-        Arc::new(CachedSecret::new(
-            aws.secrets(),
-            arn.clone(),
-            policy,
-            GenesysCredentials::parse,
-        )),
+        read_afresh(&aws, &arn, GenesysCredentials::parse),
     );
     GenesysSetup {
         aws,

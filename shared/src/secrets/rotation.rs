@@ -165,6 +165,16 @@ mod tests {
         Rotator::new(versions, providers, Duration::from_secs(3600))
     }
 
+    /// A webhook secret at version `v1`, not rotating.
+    fn webhook_secret() -> Arc<MemoryVersions> {
+        Arc::new(MemoryVersions::new(
+            "v1",
+            "old-token",
+            at(0),
+            &[(STRATEGY_TAG, "webhook")],
+        ))
+    }
+
     fn event(step: Step, token: &str) -> RotationEvent {
         RotationEvent {
             step,
@@ -179,12 +189,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_four_steps_bring_in_a_new_value_and_each_is_safe_to_run_again() {
-        let versions = Arc::new(MemoryVersions::new(
-            "v1",
-            "old-token",
-            at(0),
-            &[(STRATEGY_TAG, "webhook")],
-        ));
+        let versions = webhook_secret();
         let rotator = rotator(Arc::clone(&versions));
         versions.start_rotation("v2", at(100));
         for step in [Step::Create, Step::Set, Step::Test] {
@@ -230,12 +235,7 @@ mod tests {
 
     #[tokio::test]
     async fn steps_refuse_a_version_that_is_not_being_rotated_to() {
-        let versions = Arc::new(MemoryVersions::new(
-            "v1",
-            "old-token",
-            at(0),
-            &[(STRATEGY_TAG, "webhook")],
-        ));
+        let versions = webhook_secret();
         let rotator = rotator(Arc::clone(&versions));
         for step in [Step::Set, Step::Test, Step::Finish] {
             let error = rotator.run(&event(step, "nope"), at(1)).await.unwrap_err();
