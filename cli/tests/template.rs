@@ -450,6 +450,26 @@ fn the_alarms_and_the_dashboard_name_metrics_the_functions_publish() {
         assert!(text.contains(&format!("\"{action}\"")), "{action}");
     }
     assert!(text.contains("\"Throttled\"") && text.contains("\"Outcomes\""));
+    // Twilio's delivery statuses, as the write-back counts them, beside the relay's outcomes.
+    for status in ["delivered", "undelivered", "failed"] {
+        assert!(
+            text.contains(&format!("\"SmsStatuses\",\"status\",\"{status}\"")),
+            "{status}"
+        );
+    }
+    let reads = |alarm: &str| {
+        resources[alarm]["Properties"]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["MetricStat"]["Metric"]["MetricName"].as_str())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        reads("SmsFailureRatioAlarm").contains(&"SmsStatuses".to_owned()),
+        "texts Twilio could not deliver count as failures"
+    );
     assert!(dashboard["widgets"].as_array().unwrap().len() >= 8);
 }
 

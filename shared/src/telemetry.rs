@@ -175,6 +175,11 @@ pub(crate) fn throttled_metric(provider: Provider) -> serde_json::Value {
     emf_count("Throttled", &[("provider", provider.as_str())])
 }
 
+/// One `SmsStatuses` count for a delivery status written onto a conversation, as an EMF line.
+pub(crate) fn sms_status_metric(status: &str) -> serde_json::Value {
+    emf_count("SmsStatuses", &[("status", status)])
+}
+
 /// Prints an EMF line on Lambda, where Lambda sends it to CloudWatch Logs, with the invocation's
 /// trace id as the log lines carry it. Outside Lambda (the local stack, tests) there is no
 /// CloudWatch to read it, so nothing is printed.
@@ -258,6 +263,12 @@ pub fn count_throttled(provider: Provider) {
     publish(|| throttled_metric(provider));
 }
 
+/// Counts a delivery status (`delivered`, `undelivered`, `failed`...) as it is written onto the
+/// conversation: what became of the texts sent, next to the relay's own outcomes.
+pub fn count_sms_status(status: &str) {
+    publish(|| sms_status_metric(status));
+}
+
 /// Publishes one outcome count: one stdout line, which Lambda sends to CloudWatch Logs.
 pub fn count_outcome(function: Function, action: &str, outcome: Label) {
     publish(|| outcome_metric(function, action, outcome));
@@ -284,7 +295,7 @@ pub(crate) fn mask_phone(number: &str) -> String {
 mod tests {
     use super::{
         circuit_change_metric, forward_attempt_metric, mask_phone, outcome_metric,
-        rejection_metric, throttled_metric, traced, Function, Label, Provider,
+        rejection_metric, sms_status_metric, throttled_metric, traced, Function, Label, Provider,
     };
 
     /// The line parsed, after checking that every dimension it declares has a value and every
@@ -355,6 +366,16 @@ mod tests {
         assert_eq!(directive["Metrics"][0]["Name"], "Throttled");
         assert_eq!(line["provider"], "genesys");
         assert_eq!(line["Throttled"], 1);
+    }
+
+    #[test]
+    fn delivery_statuses_are_counted_by_status() {
+        let line = parsed(sms_status_metric("undelivered"));
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], serde_json::json!([["status"]]));
+        assert_eq!(directive["Metrics"][0]["Name"], "SmsStatuses");
+        assert_eq!(line["status"], "undelivered");
+        assert_eq!(line["SmsStatuses"], 1);
     }
 
     #[test]

@@ -218,6 +218,20 @@ async fn a_status_arriving_behind_a_failed_write_is_written_by_the_next_callback
 }
 
 #[tokio::test]
+async fn a_status_is_recorded_and_written_in_twilios_spelling_however_it_arrives() {
+    let stack = stack().await;
+    let sid = stack.send_sms().await;
+    let shouted = stack.callbacks(&sid, &["DELIVERED"]).await;
+    assert!(stack.process(shouted).await.is_empty());
+    assert_eq!(stack.statuses_written(), ["delivered"]);
+
+    // The ledger holds the one spelling, so the same status in Twilio's own case is a duplicate.
+    let repeated = stack.callbacks(&sid, &["delivered"]).await;
+    assert!(stack.process(repeated).await.is_empty());
+    assert_eq!(stack.statuses_written(), ["delivered"]);
+}
+
+#[tokio::test]
 async fn the_write_back_lease_has_one_holder_and_runs_out_only_after_its_time() {
     use genesys_relay::state::sms::{Advance, DynamoSmsLedger, SmsLedger, SmsRecord, Written};
     use std::time::SystemTime;

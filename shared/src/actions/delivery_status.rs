@@ -25,11 +25,11 @@ use super::{run_once, status_attributes, ActionDeps, Outcome};
 use crate::error::{Error, Result};
 use crate::inbound::event::EventKey;
 use crate::inbound::jobs::{Job, JobQueue, MAX_DELAY};
-use crate::outbound::twilio::status_rank;
+use crate::outbound::twilio::{known_status, status_rank};
 use crate::state::idempotency::Idempotency;
 use crate::state::sms::{Advance, SmsRecord, Written};
 use crate::state::table::epoch_millis;
-use crate::telemetry::Label;
+use crate::telemetry::{self, Label};
 
 /// The action's name (idempotency, logs, metrics, dead-letter attributes).
 pub const NAME: &str = "delivery_status";
@@ -180,7 +180,7 @@ pub(crate) const WRITER_LEASE: Duration = Duration::from_secs(60);
 
 /// Applies one callback; `attempt` is how many times it has been delivered (1 the first time).
 pub async fn run(callback: &StatusCallback, attempt: u32, deps: &ActionDeps) -> Result<Outcome> {
-    let Some(rank) = status_rank(&callback.status) else {
+    let Some((status, rank)) = known_status(&callback.status) else {
         return Ok(Outcome::new(
             Label::Ignored,
             format!(
@@ -192,7 +192,7 @@ pub async fn run(callback: &StatusCallback, attempt: u32, deps: &ActionDeps) -> 
     let sid = &callback.message_sid;
     let record = match deps
         .sms
-        .advance(sid, &callback.status, rank, callback.error_code.as_deref())
+        .advance(sid, status, rank, callback.error_code.as_deref())
         .await?
     {
         Advance::Write(record) => record,
@@ -274,6 +274,7 @@ async fn write_under_lease(
             deps.genesys
                 .patch_participant_attributes(&record.conversation_id, participant, &attributes)
                 .await?;
+            telemetry::count_sms_status(&record.status);
             wrote = Some(record.status.clone());
             record.status_rank
         };

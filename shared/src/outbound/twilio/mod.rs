@@ -19,4 +19,4 @@ pub use credentials::{Sender, TwilioCredentials, TwilioSecret};
 pub use e164::is_e164;
 pub use keys::{Basic, NewKey, TwilioKeys};
 pub use segments::{segments, SmsEncoding, MAX_BODY_CHARS};
-pub use status::{status_advances, status_rank};
+pub use status::{known_status, status_advances, status_rank};

@@ -8,6 +8,13 @@
 /// delivery. `None` for inbound statuses (`receiving`, `received`) and anything unknown, which must
 /// not move an outbound record at all.
 pub fn status_rank(status: &str) -> Option<u8> {
+    known_status(status).map(|(_, rank)| rank)
+}
+
+/// A known outbound status in Twilio's own spelling (lower case, `partially_delivered`) with its
+/// [`status_rank`], so the ledger, the conversation and the metrics hold one spelling whichever
+/// way a callback wrote it.
+pub fn known_status(status: &str) -> Option<(&'static str, u8)> {
     const RANKS: [(&str, u8); 11] = [
         ("queued", 0),
         ("accepted", 0),
@@ -25,7 +32,7 @@ pub fn status_rank(status: &str) -> Option<u8> {
     RANKS
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(status))
-        .map(|(_, rank)| *rank)
+        .copied()
 }
 
 /// Whether a callback with status `new` should replace the recorded `current` one: only a known
@@ -73,6 +80,7 @@ mod tests {
             assert_eq!(status_rank(status), None, "{status:?}");
         }
         assert_eq!(status_rank("Delivered"), status_rank("delivered"));
+        assert_eq!(known_status(" DELIVERED "), Some(("delivered", 3)));
     }
 
     #[test]
