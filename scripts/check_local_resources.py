@@ -3,7 +3,8 @@ local stack keeps following the template as both change: with the default parame
 QueueType fifo and an event archive. It checks the queues (standard or FIFO, their attributes and
 redrive policy, the EventBridge side's dead-letter queue only with fifo), the bus, the rule
 (pattern, retry policy, dead-letter queue) and the archive (retention, pattern, a replay through
-it); and that a partner bus, which moto creates but cannot use, stops the script saying so.
+it); that a stack takes over the table and bucket a deleted one kept, when told to, and creates
+none; and that a partner bus, which moto creates but cannot use, stops the script saying so.
 
 Expected values come from the template's text where it states them; the rule pattern from
 check_rule_pattern.py, which resolves it on its own. Runs its own moto server on a free loopback
@@ -54,9 +55,12 @@ def start_moto(port):
     sys.exit("moto server did not start")
 
 
-def build(endpoint, parameters):
-    """Runs local_resources.py on a fresh local AWS: (exit code, its JSON or None, its stderr)."""
+def build(endpoint, parameters, before=None):
+    """Runs local_resources.py on a fresh local AWS, after `before(endpoint)` when given: (exit
+    code, its JSON or None, its stderr)."""
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+    if before:
+        before(endpoint)
     env = {**os.environ, "LOCAL_PARAMETERS": json.dumps(parameters)}
     run = subprocess.run([sys.executable, str(SCRIPT), endpoint], env=env, capture_output=True, text=True, timeout=60)
     return run.returncode, json.loads(run.stdout) if run.returncode == 0 else None, run.stderr
@@ -160,6 +164,39 @@ def check_stack(endpoint, template, parameters):
     check_archive(events, sqs, created, template, int(parameters.get("EventArchiveRetentionDays", 0)))
 
 
+def check_kept_data(endpoint):
+    """The stack's own table and bucket by default; with ExistingStateTableName and
+    ExistingClaimCheckBucketName (what a deleted stack kept), those, and none created."""
+    print("local-resources: the table and bucket, created or taken over")
+    code, created, stderr = build(endpoint, {})
+    if code:
+        expect("local_resources.py succeeds", code, 0)
+        print(stderr, file=sys.stderr)
+        return
+    ddb, s3 = client(endpoint, "dynamodb"), client(endpoint, "s3")
+    expect("a stack creates its table", ddb.list_tables()["TableNames"], [created["table"]])
+    expect("a stack creates its bucket", [b["Name"] for b in s3.list_buckets()["Buckets"]], [created["bucket"]])
+
+    def kept(endpoint):
+        ddb, s3 = client(endpoint, "dynamodb"), client(endpoint, "s3")
+        ddb.create_table(TableName="kept-state", BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                    {"AttributeName": "sk", "KeyType": "RANGE"}])
+        s3.create_bucket(Bucket="kept-claim-checks")
+
+    code, created, stderr = build(endpoint, {"ExistingStateTableName": "kept-state",
+                                             "ExistingClaimCheckBucketName": "kept-claim-checks"}, kept)
+    expect("local_resources.py succeeds with kept data", code, 0)
+    if code:
+        print(stderr, file=sys.stderr)
+        return
+    expect("the kept table is the stack's", created["table"], "kept-state")
+    expect("the kept bucket is the stack's", created["bucket"], "kept-claim-checks")
+    expect("no table is created", ddb.list_tables()["TableNames"], ["kept-state"])
+    expect("no bucket is created", [b["Name"] for b in s3.list_buckets()["Buckets"]], ["kept-claim-checks"])
+
+
 def check_partner_bus(endpoint):
     """With GenesysEventSourceName the partner event source and bus are created, and the script
     stops at the rule, naming the moto gap, rather than run a stack off the template."""
@@ -183,6 +220,7 @@ def main():
         endpoint = f"http://127.0.0.1:{port}"
         check_stack(endpoint, template, {})
         check_stack(endpoint, template, {"QueueType": "fifo", "EventArchiveRetentionDays": "7"})
+        check_kept_data(endpoint)
         check_partner_bus(endpoint)
     finally:
         server.terminate()

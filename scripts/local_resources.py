@@ -8,14 +8,16 @@ properties say, as in a deployment.
 
 Created: the SQS queues (standard or FIFO with their attributes and redrive policy), the DynamoDB
 table (its key schema and TTL), the S3 bucket, the Secrets Manager secrets (local values, the
-template's tags), the Genesys partner event bus with its event source (GenesysEventBus; moto
-cannot use it, see below), the rule SAM makes of the EventBridge handler's GenesysEvents event
-(EventBridgeHandlerFunctionGenesysEvents: the template's bus, pattern, retry policy and
-dead-letter queue, targeting a local queue the local stack polls in place of invoking the
-handler) and the archive of the Genesys events (GenesysEventArchive, which moto can replay).
-A bus the rule names but the template does not create (GenesysEventBusName, which a deployment
-finds made) is created as a custom bus. The table's encryption and point-in-time recovery and the
-bucket's encryption, public access block, ownership and lifecycle are not applied.
+template's tags), the Genesys partner event bus with its event source (GenesysEventBus; moto cannot
+use it, see below), the rule SAM makes of the EventBridge handler's GenesysEvents event
+(EventBridgeHandlerFunctionGenesysEvents: the template's bus, pattern, retry policy and dead-letter
+queue, targeting a local queue the local stack polls in place of invoking the handler) and the
+archive of the Genesys events (GenesysEventArchive, which moto can replay). A bus the rule names
+but the template does not create (GenesysEventBusName, which a deployment finds made) is created as
+a custom bus. A table and bucket the stack takes over (ExistingStateTableName,
+ExistingClaimCheckBucketName) must exist; the output names those in use. The table's encryption and
+point-in-time recovery and the bucket's encryption, public access block, ownership and lifecycle
+are not applied.
 
 Not created; each type present is named on stderr with its reason:
   AWS::Serverless::Function: the functions run inside `relay local`, fed by its pollers (their
@@ -391,12 +393,15 @@ def main():
     created = create_all(aws, resources, params)
     rule = created["EventBridgeHandlerFunctionGenesysEvents"]
     event_dlq = created.get("EventDeadLetterQueue") or created["DeadLetterQueue"]
+    # The table and bucket the processor is given: the stack's own, or those it took over.
+    settings = TEMPLATE["Resources"]["ProcessorFunction"]["Properties"]["Environment"]["Variables"]
+    processor = {name: resolve(settings[name], params, created) for name in ("TABLE_NAME", "CLAIM_CHECK_BUCKET")}
     print(json.dumps({
         "queueUrl": created["MainQueue"]["ref"],
         "dlqUrl": created["DeadLetterQueue"]["ref"],
         "eventDlqUrl": event_dlq["ref"],
-        "table": created["StateTable"]["ref"],
-        "bucket": created["ClaimCheckBucket"]["ref"],
+        "table": processor["TABLE_NAME"],
+        "bucket": processor["CLAIM_CHECK_BUCKET"],
         "genesysWebhookSecretArn": created["GenesysWebhookSecret"]["ref"],
         "twilioSecretArn": created["TwilioSecret"]["ref"],
         "genesysSecretArn": created["GenesysSecret"]["ref"],

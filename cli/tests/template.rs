@@ -51,8 +51,8 @@ fn template() -> Value {
 }
 
 /// A function's environment as deployed with `params` (over the parameters' defaults): parameter
-/// references take their value, resource references a placeholder, and conditional values
-/// (`Fn::If`) are left out.
+/// references take their value, resource references a placeholder, conditional values (`Fn::If`)
+/// the branch their condition picks, and other intrinsics are left out.
 fn environment(
     template: &Value,
     function: &str,
@@ -78,21 +78,69 @@ fn environment(
         .as_object()
         .unwrap_or_else(|| panic!("{function} has environment variables"))
         .iter()
-        .filter_map(|(name, value)| {
-            let resolved = match value {
-                Value::String(s) => s.clone(),
-                Value::Object(o) => match o.get("Ref").and_then(Value::as_str) {
-                    Some(target) => values
+        .filter_map(|(name, value)| Some((name.clone(), resolve(template, value, &values)?)))
+        .collect()
+}
+
+/// A value of [`environment`]: a string, a `Ref`, or an `Fn::If` of those.
+fn resolve(template: &Value, value: &Value, values: &HashMap<String, String>) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => {
+            if let Some(target) = o.get("Ref").and_then(Value::as_str) {
+                return Some(
+                    values
                         .get(target)
                         .cloned()
                         .unwrap_or_else(|| format!("resource-{target}")),
-                    None => return None,
-                },
-                other => other.to_string(),
+                );
+            }
+            let branches = o.get("Fn::If")?.as_array()?;
+            let condition = &template["Conditions"][branches[0].as_str()?];
+            let picked = if holds(template, condition, values)? {
+                &branches[1]
+            } else {
+                &branches[2]
             };
-            Some((name.clone(), resolved))
-        })
-        .collect()
+            resolve(template, picked, values)
+        }
+        other => Some(other.to_string()),
+    }
+}
+
+/// Whether a condition made of `Fn::Equals`, `Fn::Not`, `Condition` and `Ref` holds; `None` for
+/// anything else.
+fn holds(template: &Value, condition: &Value, values: &HashMap<String, String>) -> Option<bool> {
+    let (function, args) = condition.as_object()?.iter().next()?;
+    match function.as_str() {
+        "Fn::Equals" => {
+            let args = args.as_array()?;
+            Some(resolve(template, &args[0], values)? == resolve(template, &args[1], values)?)
+        }
+        "Fn::Not" => Some(!holds(template, &args[0], values)?),
+        "Condition" => holds(template, &template["Conditions"][args.as_str()?], values),
+        _ => None,
+    }
+}
+
+/// The statements of a function's first policy: its own (`Policies`), or that of the role it is
+/// given (`Role`), inline (`Statement`) or named (`PolicyDocument`).
+fn statements(template: &Value, function: &str) -> Vec<Value> {
+    let resources = &template["Resources"];
+    let holder = match resources[function]["Properties"]["Role"]["Fn::GetAtt"][0].as_str() {
+        Some(role) => &resources[role],
+        None => &resources[function],
+    };
+    let policy = &holder["Properties"]["Policies"][0];
+    let document = if policy["PolicyDocument"].is_object() {
+        &policy["PolicyDocument"]
+    } else {
+        policy
+    };
+    document["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn endpoints(environment: &HashMap<String, String>) -> GenesysEndpoints {
@@ -337,7 +385,7 @@ fn the_receivers_settings_are_parameters_and_concurrency_is_capped() {
             "{function}"
         );
     }
-    for kept in ["DeadLetterQueue", "StateTable"] {
+    for kept in ["DeadLetterQueue", "StateTable", "ClaimCheckBucket"] {
         assert_eq!(
             template["Resources"][kept]["DeletionPolicy"]["Ref"],
             "DataDeletionPolicy"
@@ -347,6 +395,82 @@ fn the_receivers_settings_are_parameters_and_concurrency_is_capped() {
         template["Parameters"]["DataDeletionPolicy"]["Default"],
         "Retain"
     );
+}
+
+#[test]
+fn a_new_stack_can_take_over_the_table_and_bucket_a_deleted_one_kept() {
+    let template = template();
+    let resources = &template["Resources"];
+    for (resource, parameter, condition) in [
+        ("StateTable", "ExistingStateTableName", "CreatesStateTable"),
+        (
+            "ClaimCheckBucket",
+            "ExistingClaimCheckBucketName",
+            "CreatesClaimCheckBucket",
+        ),
+    ] {
+        assert_eq!(
+            template["Parameters"][parameter]["Default"], "",
+            "{parameter}"
+        );
+        assert_eq!(resources[resource]["Condition"], condition, "{resource}");
+        let chosen =
+            serde_json::json!({"Fn::If": [condition, {"Ref": resource}, {"Ref": parameter}]});
+        assert_eq!(
+            template["Conditions"][condition],
+            serde_json::json!({"Fn::Equals": [{"Ref": parameter}, ""]})
+        );
+        let output = if resource == "StateTable" {
+            "TableName"
+        } else {
+            "ClaimCheckBucketName"
+        };
+        assert_eq!(template["Outputs"][output]["Value"], chosen, "{output}");
+    }
+    // Every function that uses them is given the one in use, and may use only that one.
+    let table = serde_json::json!({"Fn::If": ["CreatesStateTable", {"Ref": "StateTable"}, {"Ref": "ExistingStateTableName"}]});
+    let bucket = serde_json::json!({"Fn::If": ["CreatesClaimCheckBucket", {"Ref": "ClaimCheckBucket"}, {"Ref": "ExistingClaimCheckBucketName"}]});
+    let processor = &resources["ProcessorFunction"]["Properties"];
+    assert_eq!(processor["Environment"]["Variables"]["TABLE_NAME"], table);
+    for function in [
+        "ReceiverFunction",
+        "ProcessorFunction",
+        "EventBridgeHandlerFunction",
+    ] {
+        let properties = &resources[function]["Properties"];
+        assert_eq!(
+            properties["Environment"]["Variables"]["CLAIM_CHECK_BUCKET"], bucket,
+            "{function}"
+        );
+        let claim_checks = statements(&template, function)
+            .into_iter()
+            .find(|s| {
+                s["Sid"]
+                    .as_str()
+                    .is_some_and(|sid| sid.ends_with("ClaimChecks"))
+            })
+            .unwrap_or_else(|| panic!("{function} may use claim checks"));
+        assert_eq!(
+            claim_checks["Resource"]["Fn::Sub"][1]["Bucket"], bucket,
+            "{function}"
+        );
+    }
+    let state = statements(&template, "ProcessorFunction")
+        .into_iter()
+        .find(|s| s["Sid"] == "StateTable")
+        .expect("the processor may use the state table");
+    assert_eq!(state["Resource"]["Fn::If"][0], "CreatesStateTable");
+    assert_eq!(
+        state["Resource"]["Fn::If"][1]["Fn::GetAtt"][0],
+        "StateTable"
+    );
+    assert!(state["Resource"]["Fn::If"][2]["Fn::Sub"]
+        .as_str()
+        .unwrap()
+        .ends_with(":table/${ExistingStateTableName}"));
+    let policy = &resources["ClaimCheckBucketPolicy"];
+    assert_eq!(policy["Properties"]["Bucket"], bucket);
+    assert_eq!(policy["DeletionPolicy"]["Ref"], "DataDeletionPolicy");
 }
 
 #[test]

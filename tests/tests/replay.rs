@@ -62,7 +62,14 @@ async fn stack() -> Stack {
 
 impl Stack {
     async fn processor(&self) -> processor::Deps {
-        let config = ProcessorConfig::from_env(&Env::from_fn(|k| self.env.get(k).cloned()))
+        self.processor_with(&[]).await
+    }
+
+    /// The processor of a stack deployed with `overrides` over this one's settings.
+    async fn processor_with(&self, overrides: &[(&str, &str)]) -> processor::Deps {
+        let mut env = self.env.clone();
+        env.extend(overrides.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let config = ProcessorConfig::from_env(&Env::from_fn(|k| env.get(k).cloned()))
             .expect("valid settings");
         processor::Deps::new(config, &self.aws.sdk, http_client())
             .await
@@ -76,6 +83,11 @@ impl Stack {
     }
 
     async fn enqueue_wrapup(&self) {
+        self.enqueue_wrapup_on(&self.queue_url).await;
+    }
+
+    /// The wrap-up event as the receiver queues it, onto `queue_url`.
+    async fn enqueue_wrapup_on(&self, queue_url: &str) {
         let body = json!({
             "topicName": "v2.detail.events.conversation.c1.acw",
             "eventBody": {"conversationId": "c1", "participantId": "p1", "eventTime": 1795150799000_i64,
@@ -89,7 +101,7 @@ impl Stack {
             correlation_id: None,
             group_id: "c1".into(),
         };
-        QueueSender::new(self.aws.sqs(), self.queue_url.clone(), None, 240 * 1024)
+        QueueSender::new(self.aws.sqs(), queue_url.to_owned(), None, 240 * 1024)
             .send(&envelope, body.to_string())
             .await
             .expect("enqueue");
@@ -97,7 +109,16 @@ impl Stack {
 
     /// Runs the processor over what the main queue shows now; returns the failed ids.
     async fn process(&self, deps: &processor::Deps) -> (SqsEvent, Vec<String>) {
-        let batch = self.aws.receive_batch(&self.queue_url, 60).await;
+        self.process_queue(deps, &self.queue_url).await
+    }
+
+    /// Runs the processor `deps` over what `queue_url` shows now; returns the failed ids.
+    async fn process_queue(
+        &self,
+        deps: &processor::Deps,
+        queue_url: &str,
+    ) -> (SqsEvent, Vec<String>) {
+        let batch = self.aws.receive_batch(queue_url, 60).await;
         let response = processor::handle(LambdaEvent::new(batch.clone(), Context::default()), deps)
             .await
             .expect("handler");
@@ -113,10 +134,15 @@ impl Stack {
     /// the main queue, the letter deleted. `letters` were received from the DLQ (and are hidden
     /// there until deleted).
     async fn redrive(&self, letters: &[aws_sdk_sqs::types::Message]) {
+        self.redrive_into(letters, &self.queue_url).await;
+    }
+
+    /// [`Self::redrive`] onto `queue_url`, another stack's main queue.
+    async fn redrive_into(&self, letters: &[aws_sdk_sqs::types::Message], queue_url: &str) {
         let sqs = self.aws.sqs();
         for letter in letters {
             sqs.send_message()
-                .queue_url(&self.queue_url)
+                .queue_url(queue_url)
                 .message_body(letter.body.clone().unwrap_or_default())
                 .set_message_attributes(letter.message_attributes.clone())
                 .send()
@@ -197,6 +223,66 @@ async fn a_redrive_long_after_the_event_never_texts_the_customer_again() {
         .collect();
     assert_eq!(delivered.len(), 1, "the failed delivery is made, once");
     assert!(stack.aws.messages(&stack.dlq_url).await.is_empty());
+}
+
+/// A stack deleted with its data kept (the template's `DataDeletionPolicy` default), then a new
+/// stack that takes its table over (`ExistingStateTableName`): redriving the old stack's letters
+/// into the new stack texts no one again. A new stack with a table of its own would.
+#[tokio::test]
+async fn a_new_stack_that_takes_over_the_kept_table_redrives_old_letters_without_texting_again() {
+    let stack = stack().await;
+    stack.downstream.always("/crm", 200);
+    let old = stack.processor().await;
+    stack.enqueue_wrapup().await;
+    let (_, failed) = stack.process(&old).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(stack.providers.twilio.messages().len(), 1);
+    // The old processor texted, then kept dying before it could delete the message (a timeout,
+    // each receive), until SQS moved the event to the dead-letter queue as it was queued.
+    stack.enqueue_wrapup_on(&stack.dlq_url).await;
+    let letters = stack.aws.messages(&stack.dlq_url).await;
+    assert_eq!(letters.len(), 1);
+
+    // The stack is deleted; a new one comes up with queues of its own and the kept table.
+    let new_queue = stack.aws.queue("main-new").await;
+    let new_dlq = stack.aws.queue("dlq-new").await;
+    let table = stack.env["TABLE_NAME"].clone();
+    let new = stack
+        .processor_with(&[
+            ("QUEUE_URL", &new_queue),
+            ("DLQ_URL", &new_dlq),
+            ("TABLE_NAME", &table),
+        ])
+        .await;
+    stack.redrive_into(&letters, &new_queue).await;
+    let (_, failed) = stack.process_queue(&new, &new_queue).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(
+        stack.providers.twilio.messages().len(),
+        1,
+        "the customer is not texted again"
+    );
+    assert_eq!(
+        stack.downstream.received("/crm").len(),
+        1,
+        "nor forwarded again"
+    );
+    assert!(stack.aws.messages(&new_dlq).await.is_empty());
+
+    // What the kept table prevents: a new stack with a table of its own takes the same event
+    // for a new one.
+    stack.aws.table("state-new").await;
+    let fresh = stack
+        .processor_with(&[
+            ("QUEUE_URL", &new_queue),
+            ("DLQ_URL", &new_dlq),
+            ("TABLE_NAME", "state-new"),
+        ])
+        .await;
+    stack.enqueue_wrapup_on(&new_queue).await;
+    let (_, failed) = stack.process_queue(&fresh, &new_queue).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(stack.providers.twilio.messages().len(), 2);
 }
 
 #[tokio::test]
