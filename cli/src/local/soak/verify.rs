@@ -274,6 +274,13 @@ fn classify(
     tally
 }
 
+/// Whether a dead letter's reason is an outage's: the answer (`HTTP 503`) or the spent retry
+/// budget. A bare "503" would also match the hex of a message sid in other reasons.
+fn from_an_outage(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    reason.contains("http 503") || reason.contains("retry budget")
+}
+
 /// What the deliveries and the dead letters add up to, beside the per-event tally.
 struct Summary {
     refused: usize,
@@ -312,6 +319,16 @@ fn summarise(
             l.source != Source::TwilioStatus.as_str() && !poison_keys.contains(l.key.as_str())
         })
         .collect();
+    let outage: Vec<&DeadLetter> = letters
+        .iter()
+        .filter(|l| from_an_outage(&l.reason))
+        .collect();
+    for letter in outage.iter().take(5) {
+        step(&format!(
+            "dead letter from an outage: key {}, source {}, reason {}",
+            letter.key, letter.source, letter.reason
+        ));
+    }
     for letter in stray.iter().take(5) {
         step(&format!(
             "unexpected dead letter: key {}, source {}, reason {}",
@@ -329,13 +346,7 @@ fn summarise(
             .filter(|l| l.source == Source::TwilioStatus.as_str())
             .count(),
         stray_letters: stray.len(),
-        outage_letters: letters
-            .iter()
-            .filter(|l| {
-                let reason = l.reason.to_ascii_lowercase();
-                reason.contains("503") || reason.contains("retry budget")
-            })
-            .count(),
+        outage_letters: outage.len(),
         outage_answers: observed
             .requests
             .get(twilio_outage.0..twilio_outage.1)
@@ -575,4 +586,24 @@ fn figures(
             format!("{:?}", count(&observed.callbacks_answered)),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_an_outage;
+
+    #[test]
+    fn an_outage_is_told_by_its_answer_or_budget_never_by_a_sid() {
+        assert!(from_an_outage(
+            "HTTP 503 (no code: Service Unavailable); the message may have been sent"
+        ));
+        assert!(from_an_outage(
+            "retried for 21601 s, and the retry budget (RETRY_BUDGET_SECS) is 21600 s; last \
+             failure: HTTP 503"
+        ));
+        // Both status callbacks of a message whose send answer was lost name its sid.
+        assert!(!from_an_outage(
+            "no SMS record for SM1f503c9a0d4e4b7c8a2f6e1d9b3c5a70 after 5 attempts"
+        ));
+    }
 }
