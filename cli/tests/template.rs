@@ -345,6 +345,26 @@ fn the_stack_can_create_the_partner_bus_and_archive_its_events() {
         "EventArchiveRetentionDays"
     );
     assert!(template["Rules"]["GenesysEventBus"]["Assertions"].is_array());
+
+    // A replay of the oldest archived event, after the longest wait on the main queue and in the
+    // dead-letter queue, still finds the SMS and delivery claims of what it replays.
+    let days = |retention: &Value| retention.as_u64().expect("seconds") / 86_400;
+    let archive = template["Parameters"]["EventArchiveRetentionDays"]["MaxValue"]
+        .as_u64()
+        .expect("the archive's retention is bounded");
+    let queue = days(&resources["MainQueue"]["Properties"]["MessageRetentionPeriod"]);
+    let dlq = days(&resources["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]);
+    let processor = environment(&template, "ProcessorFunction", &[]);
+    let remembered = ActionsConfig::from_env(&Env::from_fn(|k| processor.get(k).cloned()))
+        .expect("the template's environment is a valid configuration")
+        .sms_window
+        .as_secs()
+        / 86_400;
+    assert!(
+        archive + queue + dlq < remembered,
+        "{archive} days of archive + {queue} on the queue + {dlq} in the DLQ must stay under the \
+         {remembered} days the claims are kept"
+    );
 }
 
 #[test]

@@ -352,6 +352,8 @@ async fn a_spent_retry_budget_dead_letters_with_the_reason() {
     assert!(reason.contains("503"), "{reason}");
 }
 
+/// The copy is what Genesys' redelivery (a new `id`, `time` and `detail.timestamp`) or a replay
+/// from the stack's archive (which adds `replay-name`) brings.
 #[tokio::test]
 async fn an_eventbridge_copy_differing_only_in_its_envelope_is_a_duplicate_everywhere() {
     let stack = stack().await;
@@ -363,6 +365,7 @@ async fn an_eventbridge_copy_differing_only_in_its_envelope_is_a_duplicate_every
     copy["id"] = json!("0d3e1c2b-9a8f-4e7d-8c6b-5a4f3e2d1c0b");
     copy["time"] = json!("2026-11-22T05:02:00Z");
     copy["detail"]["timestamp"] = json!("2026-11-22T05:02:00.123Z");
+    copy["replay-name"] = json!("genesys-relay-replay");
     let outbound: Value = serde_json::from_str(&sample_event("eventbridge-outbound.json")).unwrap();
     for event in [outbound, original, copy] {
         let input = serde_json::from_value(event).unwrap();
