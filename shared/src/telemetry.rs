@@ -358,24 +358,29 @@ mod tests {
     }
 
     #[test]
-    fn throttled_metrics_name_the_provider() {
-        let line = parsed(throttled_metric(Provider::Genesys));
-        let directive = &line["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(directive["Namespace"], "GenesysRelay");
-        assert_eq!(directive["Dimensions"], serde_json::json!([["provider"]]));
-        assert_eq!(directive["Metrics"][0]["Name"], "Throttled");
-        assert_eq!(line["provider"], "genesys");
-        assert_eq!(line["Throttled"], 1);
-    }
-
-    #[test]
-    fn delivery_statuses_are_counted_by_status() {
-        let line = parsed(sms_status_metric("undelivered"));
-        let directive = &line["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(directive["Dimensions"], serde_json::json!([["status"]]));
-        assert_eq!(directive["Metrics"][0]["Name"], "SmsStatuses");
-        assert_eq!(line["status"], "undelivered");
-        assert_eq!(line["SmsStatuses"], 1);
+    fn single_dimension_counts_name_their_dimension_and_value() {
+        for (line, metric, dimension, value) in [
+            (
+                throttled_metric(Provider::Genesys),
+                "Throttled",
+                "provider",
+                "genesys",
+            ),
+            (
+                sms_status_metric("undelivered"),
+                "SmsStatuses",
+                "status",
+                "undelivered",
+            ),
+        ] {
+            let line = parsed(line);
+            let directive = &line["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(directive["Namespace"], "GenesysRelay");
+            assert_eq!(directive["Dimensions"], serde_json::json!([[dimension]]));
+            assert_eq!(directive["Metrics"][0]["Name"], metric);
+            assert_eq!(line[dimension], value);
+            assert_eq!(line[metric], 1);
+        }
     }
 
     #[test]
